@@ -1,0 +1,1 @@
+"""Local development server: API Gateway emulator and Twilio sandbox."""

@@ -1,0 +1,100 @@
+"""``python -m devserver`` (what ``make dev`` runs): the local stack until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from devserver.stack import Stack, resolve_settings, start_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_NUMBER = "+15555550100"
+FORM = "-H 'Content-Type: application/x-www-form-urlencoded;charset=UTF-8'"
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)  # flush: under make, stdout is a pipe and would hold the codes back
+
+
+def _port(settings: dict[str, str], name: str, default: int) -> int:
+    value = settings.get(name, "").strip() or str(default)
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise ValueError(f"{name}={value!r} is not a port number")
+    return int(value)
+
+
+def banner(stack: Stack, agent_auth: str) -> str:
+    flex = agent_auth != "none"
+    token = stack.sandbox.issue_token("dev-agent", ["agent"]) if stack.sandbox else "<your Flex token>"
+    token_field = f" --data-urlencode {shlex.quote('Token=' + token)}" if flex else ""
+    lines = [
+        "",
+        "Caller verification dev server",
+        f"  API            {stack.api_url}",
+        f"  DynamoDB       {stack.dynamodb_url}  (moto; tables: {', '.join(stack.table_names.values())})",
+    ]
+    if stack.sandbox is not None:
+        lines += [f"  Twilio         sandbox at {stack.sandbox_url}  (outbox: {stack.outbox_url})"]
+    else:
+        lines += ["  Twilio         REAL Twilio (credentials from the environment / .env); messages are sent"]
+    lines += [f"  AGENT_AUTH     {agent_auth}"]
+    if flex and stack.sandbox is not None:
+        lines += [f"  Agent token    dev-agent: {token}"]
+    lines += [
+        "",
+        f"Try it ({SAMPLE_NUMBER} is a sample customer):",
+        f"  curl -s {stack.api_url}/start-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'{token_field}",
+    ]
+    if stack.outbox_url:
+        lines += [f"  curl -s '{stack.outbox_url}?to=%2B{SAMPLE_NUMBER[1:]}'"]
+    lines += [
+        f"  curl -s {stack.api_url}/check-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'"
+        f" --data-urlencode 'verification_code=<code from the outbox>'{token_field}",
+        f"  curl -s '{stack.api_url}/customer-info?to=%2B{SAMPLE_NUMBER[1:]}'"
+        f" -H {shlex.quote('X-Flex-Token: ' + token)}"
+        + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
+        "",
+        "Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    settings = resolve_settings(ROOT)
+    try:
+        ports = {"api_port": _port(settings, "API_PORT", 3000),
+                 "sandbox_port": _port(settings, "SANDBOX_PORT", 3001),
+                 "dynamodb_port": _port(settings, "DYNAMODB_PORT", 3002)}
+    except ValueError as exc:
+        print(f"devserver: {exc}", file=sys.stderr)
+        return 2
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack = start_stack(ROOT, announce=_say, **ports)
+    except OSError as exc:
+        print(f"devserver: cannot start: {exc} (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT)",
+              file=sys.stderr)
+        return 1
+    with stack:
+        import os  # read after start_stack: it has applied .env to the process environment
+
+        _say(banner(stack, os.environ.get("AGENT_AUTH", "flex").strip().lower() or "flex"))
+        while not stopping.wait(0.5):
+            pass
+        _say("devserver: stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""GET or POST /customer-info: the caller's record, only for the agent who verified them."""
+
+from callerauth.actions import customer_info
+from callerauth.wiring import lambda_handler
+
+lambda_handler = lambda_handler({"/customer-info": {"GET": customer_info, "POST": customer_info}})

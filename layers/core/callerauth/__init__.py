@@ -1,0 +1,1 @@
+"""callerauth: server-side caller verification for Twilio Flex (the core shared by every handler)."""

@@ -1,0 +1,83 @@
+"""Settings: parsed and validated once per container, from the environment (see CONTRACT.md)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(Exception):
+    """The deployment is misconfigured; requests answer 500 and the log says what to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    state_table: str
+    customers_table: str
+    agent_auth: str = "flex"
+    allowed_roles: frozenset[str] = frozenset({"agent", "supervisor", "admin"})
+    allowed_origins: tuple[str, ...] = ("*",)
+    approval_ttl_seconds: int = 1800
+    send_cooldown_seconds: int = 30
+    max_sends_per_destination_per_hour: int = 5
+    max_sends_per_agent_per_hour: int = 30
+    max_sends_per_minute: int = 60
+    max_failed_checks: int = 10
+    lockout_seconds: int = 900
+    allowed_country_codes: tuple[str, ...] = ()
+    audit_retention_days: int = 90
+    customer_fields: tuple[str, ...] = ("name", "accountNumber", "tier", "email", "postcode")
+    twilio_timeout_seconds: float = 5.0
+    twilio_verify_base_url: str = "https://verify.twilio.com"
+    twilio_iam_base_url: str = "https://iam.twilio.com"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def text(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        def number(name: str, default: int, minimum: int = 0) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit() or int(raw) < minimum:
+                raise ConfigError(f"{name} must be a whole number >= {minimum}, not {raw!r}")
+            return int(raw)
+
+        def listing(name: str, default: str) -> tuple[str, ...]:
+            return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
+
+        agent_auth = text("AGENT_AUTH", "flex").lower()
+        if agent_auth not in ("flex", "none"):
+            raise ConfigError(f"AGENT_AUTH must be 'flex' or 'none', not {agent_auth!r}")
+        countries = listing("ALLOWED_COUNTRY_CODES", "")
+        if bad := [code for code in countries if not re.fullmatch(r"\+[1-9]\d{0,3}", code)]:
+            raise ConfigError(f"ALLOWED_COUNTRY_CODES has entries that are not calling codes: {bad}")
+        state_table, customers_table = env.get("STATE_TABLE", ""), env.get("CUSTOMERS_TABLE", "")
+        if not state_table or not customers_table:
+            raise ConfigError("STATE_TABLE and CUSTOMERS_TABLE must name the DynamoDB tables")
+        try:
+            timeout = float(text("TWILIO_TIMEOUT_SECONDS", "5"))
+        except ValueError:
+            raise ConfigError("TWILIO_TIMEOUT_SECONDS must be a number of seconds") from None
+        return cls(
+            state_table=state_table,
+            customers_table=customers_table,
+            agent_auth=agent_auth,
+            allowed_roles=frozenset(listing("ALLOWED_ROLES", "agent,supervisor,admin")),
+            allowed_origins=listing("ALLOWED_ORIGINS", "*") or ("*",),
+            approval_ttl_seconds=number("APPROVAL_TTL_SECONDS", 1800, 1),
+            send_cooldown_seconds=number("SEND_COOLDOWN_SECONDS", 30),
+            max_sends_per_destination_per_hour=number("MAX_SENDS_PER_DESTINATION_PER_HOUR", 5, 1),
+            max_sends_per_agent_per_hour=number("MAX_SENDS_PER_AGENT_PER_HOUR", 30, 1),
+            max_sends_per_minute=number("MAX_SENDS_PER_MINUTE", 60, 1),
+            max_failed_checks=number("MAX_FAILED_CHECKS", 10, 1),
+            lockout_seconds=number("LOCKOUT_SECONDS", 900, 1),
+            allowed_country_codes=countries,
+            audit_retention_days=number("AUDIT_RETENTION_DAYS", 90, 1),
+            customer_fields=listing("CUSTOMER_FIELDS", "name,accountNumber,tier,email,postcode"),
+            twilio_timeout_seconds=timeout,
+            twilio_verify_base_url=text("TWILIO_VERIFY_BASE_URL", "https://verify.twilio.com").rstrip("/"),
+            twilio_iam_base_url=text("TWILIO_IAM_BASE_URL", "https://iam.twilio.com").rstrip("/"),
+        )

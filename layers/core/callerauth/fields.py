@@ -1,0 +1,87 @@
+"""Field names, aliases and validation rules of the HTTP contract."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from callerauth import errors
+
+# Canonical name -> the names a client may use for it (the plugin and Twilio's own conventions).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "to": ("to", "To"),
+    "verification_code": ("verification_code", "code", "Code"),
+    "channel": ("channel",),
+    "locale": ("locale",),
+    "token": ("Token",),
+    "task_sid": ("taskSid", "TaskSid", "task_sid"),
+}
+FIELD_OF_ALIAS = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+", re.ASCII)
+LOCALE = re.compile(r"[a-z]{2}(-[A-Za-z]{2,4})?")
+CODE = re.compile(r"[0-9]{4,10}")
+TASK_SID = re.compile(r"WT[0-9a-fA-F]{32}")
+CHANNELS = ("sms", "call", "email", "whatsapp")
+MAX_TOKEN_LENGTH = 4096
+
+START_MISSING = "Missing parameter; please provide a phone number or email."
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    to: str
+    channel: str
+
+
+def destination(fields: Mapping[str, str], *, missing_message: str = "Missing parameter.",
+                more_info: str | None = None) -> Destination:
+    """The `to` and `channel` of a request: an E.164 number, or an e-mail address for channel email."""
+    channel = fields.get("channel", "sms") or "sms"
+    if channel not in CHANNELS:
+        raise errors.invalid_parameter("Invalid parameter 'channel': use sms, call, email or whatsapp.")
+    to = fields.get("to", "").strip()
+    if not to:
+        raise errors.missing_parameter(missing_message, more_info)
+    if channel == "email":
+        if len(to) > 254 or not EMAIL.fullmatch(to):
+            raise errors.invalid_parameter("Invalid parameter 'to': expected an e-mail address.")
+        return Destination(to.lower(), channel)
+    if len(to) > 16 or not E164.fullmatch(to):
+        raise errors.invalid_parameter("Invalid parameter 'to': expected an E.164 number such as +15555550100.")
+    return Destination(to, channel)
+
+
+def recipient(fields: Mapping[str, str], *, missing_message: str = "Missing parameter.") -> str:
+    """The `to` of a request that names an earlier verification: an E.164 number or an e-mail address."""
+    to = fields.get("to", "").strip()
+    if not to:
+        raise errors.missing_parameter(missing_message)
+    return destination({"to": to, "channel": "email" if "@" in to else "sms"}).to
+
+
+def locale(fields: Mapping[str, str]) -> str:
+    value = fields.get("locale", "") or "en"
+    if len(value) > 7 or not LOCALE.fullmatch(value):
+        raise errors.invalid_parameter("Invalid parameter 'locale': expected a code such as en or pt-BR.")
+    return value
+
+
+def verification_code(fields: Mapping[str, str]) -> str:
+    value = fields.get("verification_code", "").strip()
+    if not value:
+        raise errors.missing_parameter()
+    if len(value) > 10 or not CODE.fullmatch(value):
+        raise errors.invalid_parameter("Invalid parameter 'verification_code': expected 4 to 10 digits.")
+    return value
+
+
+def task_sid(fields: Mapping[str, str]) -> str | None:
+    value = fields.get("task_sid", "")
+    if not value:
+        return None
+    if len(value) != 34 or not TASK_SID.fullmatch(value):
+        raise errors.invalid_parameter("Invalid parameter 'taskSid': expected WT followed by 32 hex digits.")
+    return value

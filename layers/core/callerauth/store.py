@@ -1,0 +1,267 @@
+"""DynamoDB: verification state, send counters, the audit trail and customer records.
+
+One state table, keys (pk, sk):
+  D#<hmac(destination)>  STATE            last send, failed checks, lock, approval
+  D#<hmac(destination)>  SENDS#H#<hour>   sends to that destination in a fixed hour
+  A#<agent identity>     SENDS#H#<hour>   sends by that agent in a fixed hour
+  DEPLOYMENT             SENDS#M#<minute> sends by the whole deployment in a fixed minute
+  D#<hmac(destination)>  AUDIT#<time>#<request id>   one audit event
+Every item carries `expires_at` (TTL). TTL deletes late, so reads compare times themselves.
+Each request costs at most two calls: one conditional write (or read) before Twilio, one
+transaction after it that records the outcome together with its audit event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from callerauth import errors, limits
+from callerauth.config import Settings
+
+DAY = 86400
+STATE = "STATE"
+RESERVATION_ITEMS = ("state", "destination", "agent", "deployment")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    action: str  # start | check | cancel | customer_info
+    outcome: str  # sent | approved | incorrect_code | canceled | served | an error code
+    agent: str
+    masked_to: str
+    request_id: str
+    worker_sid: str | None = None
+    task_sid: str | None = None
+    channel: str | None = None
+    twilio_sid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    agent: str
+    task_sid: str | None
+    approved_at: int
+    approved_until: int
+
+
+class StateStore:
+    def __init__(self, client: Any, settings: Settings) -> None:
+        self._db = client
+        self._table = settings.state_table
+        self._customers = settings.customers_table
+        self._settings = settings
+
+    # -- sends -------------------------------------------------------------------------------
+
+    def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None:
+        """Claim one send before Twilio is called, or raise the refusal: cooldown, lock, caps, breaker."""
+        s = self._settings
+        hour, minute = limits.window(now, limits.HOUR), limits.window(now, limits.MINUTE)
+        state = self._update(
+            _dest(dest), STATE,
+            "SET last_send = :now, reservation = :rid, expires_at = :exp",
+            "(attribute_not_exists(last_send) OR last_send <= :cooled) "
+            "AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
+            {":now": now, ":rid": reservation, ":exp": now + DAY, ":cooled": now - s.send_cooldown_seconds},
+        )
+        items = [
+            state,
+            self._count(_dest(dest), f"SENDS#H#{hour.id}", 1, hour.ends_at, s.max_sends_per_destination_per_hour),
+            self._count(f"A#{agent}", f"SENDS#H#{hour.id}", 1, hour.ends_at, s.max_sends_per_agent_per_hour),
+            self._count("DEPLOYMENT", f"SENDS#M#{minute.id}", 1, minute.ends_at, s.max_sends_per_minute),
+        ]
+        try:
+            self._db.transact_write_items(TransactItems=[{"Update": item} for item in items])
+        except self._db.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            breached = {
+                name: _plain(reason.get("Item"))
+                for name, reason in zip(RESERVATION_ITEMS, reasons, strict=False)
+                if reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict")
+            }
+            if not breached:
+                raise
+            raise limits.send_refusal(breached, now, s) from None
+
+    def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None:
+        """Give back a reservation whose message Twilio did not send, and audit why."""
+        hour, minute = limits.window(now, limits.HOUR), limits.window(now, limits.MINUTE)
+        release = [
+            self._update(_dest(dest), STATE, "REMOVE last_send, reservation", None, {}),
+            self._count(_dest(dest), f"SENDS#H#{hour.id}", -1, hour.ends_at),
+            self._count(f"A#{agent}", f"SENDS#H#{hour.id}", -1, hour.ends_at),
+            self._count("DEPLOYMENT", f"SENDS#M#{minute.id}", -1, minute.ends_at),
+        ]
+        # Only this reservation's own mark is removed: a later reservation keeps its cooldown.
+        release[0]["ConditionExpression"] = "reservation = :rid"
+        release[0]["ExpressionAttributeValues"] = {":rid": {"S": reservation}}
+        self._transact([{"Update": item} for item in release[1:]] + [self._audit_put(dest, now, event)],
+                       optional=[{"Update": release[0]}])
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def begin_check(self, dest: str, now: int) -> int:
+        """Count this check as failed until proven right (so no race loses a failure); refuse while locked.
+
+        Returns the number of consecutive failed checks, this one included.
+        """
+        try:
+            answer = self._db.update_item(
+                **self._update(
+                    _dest(dest), STATE,
+                    "ADD failed :one SET expires_at = :exp",
+                    "attribute_not_exists(locked_until) OR locked_until <= :now",
+                    {":one": 1, ":now": now, ":exp": now + DAY},
+                ),
+                ReturnValues="UPDATED_NEW",
+            )
+        except self._db.exceptions.ConditionalCheckFailedException as exc:
+            old = _plain(exc.response.get("Item")) or {}
+            raise limits.locked(old.get("locked_until", now + 1), now) from None
+        return int(answer["Attributes"]["failed"]["N"])
+
+    def approve(self, dest: str, now: int, approval: Approval, event: AuditEvent) -> None:
+        expression = "SET failed = :zero, approved_by = :agent, approved_at = :at, approved_until = :until, " \
+                     "expires_at = :exp"
+        values: dict[str, Any] = {":zero": 0, ":agent": approval.agent, ":at": approval.approved_at,
+                                  ":until": approval.approved_until, ":exp": approval.approved_until + DAY}
+        if approval.task_sid:
+            expression += ", approved_task = :task REMOVE locked_until"
+            values[":task"] = approval.task_sid
+        else:
+            expression += " REMOVE locked_until, approved_task"
+        self._transact([{"Update": self._update(_dest(dest), STATE, expression, None, values)},
+                        self._audit_put(dest, now, event)])
+
+    def fail_check(self, dest: str, now: int, lock_until: int | None, event: AuditEvent) -> None:
+        """A wrong code: the failure is already counted; at the limit, lock and start a new count."""
+        if lock_until is None:
+            self.audit(dest, now, event)
+            return
+        lock = self._update(_dest(dest), STATE, "SET locked_until = :until, failed = :zero, expires_at = :exp",
+                            None, {":until": lock_until, ":zero": 0, ":exp": lock_until + DAY})
+        self._transact([{"Update": lock}, self._audit_put(dest, now, event)])
+
+    def abandon_check(self, dest: str, now: int, event: AuditEvent) -> None:
+        """Twilio could not judge the code: this check was not a failure after all."""
+        uncount = self._update(_dest(dest), STATE, "ADD failed :minus", "failed > :zero", {":minus": -1, ":zero": 0})
+        self._transact([self._audit_put(dest, now, event)], optional=[{"Update": uncount}])
+
+    # -- approvals and audit -----------------------------------------------------------------
+
+    def clear_approval(self, dest: str, now: int, event: AuditEvent) -> None:
+        clear = self._update(_dest(dest), STATE,
+                             "REMOVE approved_by, approved_at, approved_until, approved_task", None, {})
+        self._transact([{"Update": clear}, self._audit_put(dest, now, event)])
+
+    def approval_and_customer(self, dest: str, phone: str) -> tuple[Approval | None, dict[str, Any] | None]:
+        """One round trip for both: the destination's approval and the customer record."""
+        answer = self._db.batch_get_item(RequestItems={
+            self._table: {"Keys": [_key(_dest(dest), STATE)], "ConsistentRead": True,
+                          "ProjectionExpression": "approved_by, approved_at, approved_until, approved_task"},
+            self._customers: {"Keys": [{"phone": {"S": phone}}], "ConsistentRead": True},
+        })
+        if answer.get("UnprocessedKeys"):
+            raise errors.upstream_unavailable()
+        responses = answer.get("Responses", {})
+        state = _plain(next(iter(responses.get(self._table, [])), None))
+        customer = next(iter(responses.get(self._customers, [])), None)
+        approval = None
+        if state and "approved_by" in state:
+            approval = Approval(str(state["approved_by"]), state.get("approved_task"),  # type: ignore[arg-type]
+                                int(state["approved_at"]), int(state["approved_until"]))
+        return approval, _document(customer) if customer else None
+
+    def audit(self, dest: str, now: int, event: AuditEvent) -> None:
+        self._db.put_item(**self._audit_put(dest, now, event)["Put"])
+
+    def audit_trail(self, dest: str) -> list[dict[str, Any]]:
+        pages = self._db.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
+            ExpressionAttributeValues={":pk": {"S": _dest(dest)}, ":audit": {"S": "AUDIT#"}},
+        )
+        return [_document(item) for page in pages for item in page.get("Items", [])]
+
+    # -- building blocks ---------------------------------------------------------------------
+
+    def _audit_put(self, dest: str, now: int, event: AuditEvent) -> dict[str, Any]:
+        at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        item = {"pk": _dest(dest), "sk": f"AUDIT#{at}#{event.request_id}", "at": at,
+                "expires_at": now + self._settings.audit_retention_days * DAY,
+                "action": event.action, "outcome": event.outcome, "agent": event.agent, "to": event.masked_to,
+                "request_id": event.request_id, "worker_sid": event.worker_sid, "task_sid": event.task_sid,
+                "channel": event.channel, "twilio_sid": event.twilio_sid}
+        return {"Put": {"TableName": self._table, "Item": _typed({k: v for k, v in item.items() if v is not None})}}
+
+    def _update(self, pk: str, sk: str, expression: str, condition: str | None,
+                values: Mapping[str, Any]) -> dict[str, Any]:
+        update: dict[str, Any] = {"TableName": self._table, "Key": _key(pk, sk), "UpdateExpression": expression}
+        if values:
+            update["ExpressionAttributeValues"] = _typed(values)
+        if condition:
+            update["ConditionExpression"] = condition
+            update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        return update
+
+    def _count(self, pk: str, sk: str, delta: int, ends_at: int, cap: int | None = None) -> dict[str, Any]:
+        values = {":delta": delta, ":exp": ends_at + limits.MINUTE}
+        condition = None
+        if cap is not None:
+            condition, values = "attribute_not_exists(n) OR n < :cap", {**values, ":cap": cap}
+        return self._update(pk, sk, "ADD n :delta SET expires_at = :exp", condition, values)
+
+    def _transact(self, items: list[dict[str, Any]], optional: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
+        """Write `items` (and `optional` ones, dropped if their condition no longer holds) in one transaction."""
+        try:
+            self._db.transact_write_items(TransactItems=[*optional, *items])
+        except self._db.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            dropped = [r.get("Code") == "ConditionalCheckFailed" for r in reasons[: len(optional)]]
+            if not optional or not any(dropped):
+                raise
+            kept = [item for item, drop in zip(optional, dropped, strict=False) if not drop]
+            self._db.transact_write_items(TransactItems=[*kept, *items])
+
+
+def _dest(key: str) -> str:
+    return f"D#{key}"
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _typed(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: {"N": str(v)} if isinstance(v, int) else {"S": str(v)} for k, v in values.items()}
+
+
+def _plain(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A state item's numbers and strings as Python values."""
+    if item is None:
+        return None
+    return {k: int(v["N"]) if "N" in v else v.get("S") for k, v in item.items() if "N" in v or "S" in v}
+
+
+def _document(item: Mapping[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserialize = TypeDeserializer().deserialize
+    return {k: _jsonable(deserialize(v)) for k, v in item.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, set, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    return value

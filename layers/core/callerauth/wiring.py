@@ -1,0 +1,99 @@
+"""Builds the real adapters from the environment, once per container (and only when first needed)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from callerauth.actions import Services
+from callerauth.config import ConfigError, Settings
+from callerauth.http import Action, Routes, serve
+from callerauth.twilio_verify import Credentials
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+class Container:
+    """Settings and services for one Lambda container; the dev server and tests give it their env."""
+
+    def __init__(self, env: Mapping[str, str] = os.environ) -> None:
+        self._env = env
+
+    @functools.cache  # noqa: B019 - one container object per process, never collected
+    def settings(self) -> Settings:
+        return Settings.from_env(self._env)
+
+    @functools.cache  # noqa: B019
+    def services(self) -> Services:
+        import boto3
+        from botocore.config import Config
+
+        from callerauth.agents import AnonymousAgents, FlexAgents, IamTokenValidator
+        from callerauth.privacy import Hasher
+        from callerauth.store import StateStore
+        from callerauth.twilio_verify import TwilioVerify
+
+        settings = self.settings()
+        credentials = self._twilio_credentials()
+        dynamodb = boto3.client("dynamodb", config=Config(
+            connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}))
+        if settings.agent_auth == "flex":
+            validator = IamTokenValidator(settings.twilio_iam_base_url,
+                                          lambda: (credentials().account_sid, credentials().auth_token),
+                                          settings.twilio_timeout_seconds)
+            agents: Any = FlexAgents(validator, settings.allowed_roles)
+        else:
+            agents = AnonymousAgents()
+        return Services(
+            settings=settings,
+            store=StateStore(dynamodb, settings),
+            verify=TwilioVerify(credentials, settings.twilio_verify_base_url, settings.twilio_timeout_seconds),
+            agents=agents,
+            hasher=Hasher(self._hash_secret()),
+        )
+
+    def _twilio_credentials(self) -> Callable[[], Credentials]:
+        """Secrets Manager in the cloud (re-read every few minutes, so a filled secret is picked up)."""
+        arn = self._env.get("TWILIO_SECRET_ARN")
+        if arn:
+            return lambda: _credentials(_secret(arn, "json"))
+        fixed = _credentials(self._env)
+        return lambda: fixed
+
+    def _hash_secret(self) -> bytes:
+        arn = self._env.get("HASH_SECRET_ARN")
+        secret = _secret(arn, None) if arn else self._env.get("HASH_SECRET", "")
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise ConfigError("HASH_SECRET (or the secret at HASH_SECRET_ARN) must be at least 16 characters")
+        return secret.encode()
+
+
+def lambda_handler(routes: Mapping[str, Mapping[str, Action]],
+                   container: Container | None = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point for a set of routes: the whole body of a thin handler module."""
+    runtime = container or Container()
+    table: Routes = routes
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return serve(event, context, table, runtime)
+
+    return handler
+
+
+def _secret(arn: str, transform: str | None) -> Any:
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.get_secret(arn, transform=transform, max_age=SECRET_MAX_AGE_SECONDS)  # type: ignore[call-overload]
+
+
+def _credentials(values: Any) -> Credentials:
+    if isinstance(values, str):
+        values = json.loads(values)
+    sid, token, service = (str(values.get(k, "")) for k in ("ACCOUNT_SID", "AUTH_TOKEN", "VERIFY_SERVICE_SID"))
+    if not (sid.startswith("AC") and len(sid) == 34 and token and service.startswith("VA") and len(service) == 34):
+        raise ConfigError("Twilio credentials are missing or placeholders: set ACCOUNT_SID, AUTH_TOKEN and "
+                          "VERIFY_SERVICE_SID (in .env locally, in the Twilio secret in AWS)")
+    return Credentials(sid, token, service)
