@@ -47,8 +47,15 @@ def start_verify(request: Request, services: Services) -> Reply:
             raise errors.upstream_error(20404) if failure.code == "verification_not_found" else failure from None
         services.store.audit(trail.key, now, trail.event("sent", twilio_sid=sent.sid))
         trail.written = True
-    return Reply(200, {"success": True, "status": sent.status, "channel": sent.channel,
-                       "resendAfter": settings.send_cooldown_seconds})
+    return Reply(
+        200,
+        {
+            "success": True,
+            "status": sent.status,
+            "channel": sent.channel,
+            "resendAfter": settings.send_cooldown_seconds,
+        },
+    )
 
 
 def check_verify(request: Request, services: Services) -> Reply:
@@ -113,8 +120,15 @@ def customer_info(request: Request, services: Services) -> Reply:
         services.store.audit(trail.key, trail.now, trail.event("served"))
         trail.written = True
     visible = {name: customer[name] for name in services.settings.customer_fields if name in customer}
-    return Reply(200, {"success": True, "verifiedAt": _iso(approval.approved_at),
-                       "verifiedUntil": _iso(approval.approved_until), "customer": visible})
+    return Reply(
+        200,
+        {
+            "success": True,
+            "verifiedAt": _iso(approval.approved_at),
+            "verifiedUntil": _iso(approval.approved_until),
+            "customer": visible,
+        },
+    )
 
 
 def _approves(approval: Approval | None, agent: Agent, task_sid: str | None, now: int) -> bool:
@@ -158,23 +172,28 @@ class _Trail:
     def event(self, outcome: str, twilio_sid: str | None = None) -> AuditEvent:
         self.request.log["outcome"] = outcome
         return AuditEvent(
-            action=self.action, outcome=outcome, agent=self.agent.identity if self.agent else "unidentified",
-            masked_to=self.masked_to, request_id=self.request.request_id,
-            worker_sid=self.agent.worker_sid if self.agent else None, task_sid=self.task_sid,
-            channel=self.channel, twilio_sid=twilio_sid,
+            action=self.action,
+            outcome=outcome,
+            agent=self.agent.identity if self.agent else "unidentified",
+            masked_to=self.masked_to,
+            request_id=self.request.request_id,
+            worker_sid=self.agent.worker_sid if self.agent else None,
+            task_sid=self.task_sid,
+            channel=self.channel,
+            twilio_sid=twilio_sid,
         )
 
 
 @contextmanager
-def _audited(request: Request, services: Services, action: str, to: str, channel: str | None,
-             task_sid: str | None) -> Iterator[_Trail]:
+def _audited(
+    request: Request, services: Services, action: str, to: str, channel: str | None, task_sid: str | None
+) -> Iterator[_Trail]:
     """Audit the action whatever its outcome; DynamoDB failures answer 503, never a half-done action."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     masked = mask(to)
     request.log["to"] = masked
-    trail = _Trail(request, services, action, services.hasher.key(to), masked, channel, task_sid,
-                   int(services.clock()))
+    trail = _Trail(request, services, action, services.hasher.key(to), masked, channel, task_sid, int(services.clock()))
     try:
         yield trail
     except errors.ApiError as refusal:

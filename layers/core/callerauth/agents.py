@@ -50,8 +50,9 @@ class FlexAgents:
     so a warm container asks IAM at most once a minute per token.
     """
 
-    def __init__(self, validator: TokenValidator, allowed_roles: frozenset[str],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, validator: TokenValidator, allowed_roles: frozenset[str], clock: Callable[[], float] = time.time
+    ) -> None:
         self._validator = validator
         self._allowed_roles = allowed_roles
         self._clock = clock
@@ -110,8 +111,10 @@ class IamTokenValidator:
         headers["Content-Type"] = "application/json"
         try:
             response = self._http.request(
-                "POST", f"{self._base_url}/v1/Accounts/{account_sid}/Tokens/validate",
-                body=json.dumps({"token": token}).encode(), headers=headers,
+                "POST",
+                f"{self._base_url}/v1/Accounts/{account_sid}/Tokens/validate",
+                body=json.dumps({"token": token}).encode(),
+                headers=headers,
             )
         except urllib3.exceptions.HTTPError:
             raise errors.upstream_unavailable() from None

@@ -36,8 +36,9 @@ class Destination:
     channel: str
 
 
-def destination(fields: Mapping[str, str], *, missing_message: str = "Missing parameter.",
-                more_info: str | None = None) -> Destination:
+def destination(
+    fields: Mapping[str, str], *, missing_message: str = "Missing parameter.", more_info: str | None = None
+) -> Destination:
     """The `to` and `channel` of a request: an E.164 number, or an e-mail address for channel email."""
     channel = fields.get("channel", "sms") or "sms"
     if channel not in CHANNELS:

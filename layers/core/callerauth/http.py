@@ -93,8 +93,12 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
         return _encode(errors.internal_error(), cors)
     except Exception as exc:  # the contract promises one error shape, even for our own bugs
         # Frames only: an exception's message can carry a number or a Twilio URL with one.
-        log |= {"status": 500, "error": "internal_error", "exception": type(exc).__name__,
-                "frames": traceback.format_tb(exc.__traceback__)[-5:]}
+        log |= {
+            "status": 500,
+            "error": "internal_error",
+            "exception": type(exc).__name__,
+            "frames": traceback.format_tb(exc.__traceback__)[-5:],
+        }
         logger.error("unhandled exception", extra=log)
         return _encode(errors.internal_error(), cors)
     finally:
@@ -120,8 +124,9 @@ def cors_headers(allowed_origins: Iterable[str], origin: str | None) -> dict[str
     return headers
 
 
-def decode(event: Mapping[str, Any], method: str, path: str, headers: dict[str, str],
-           request_id: str, log: dict[str, Any]) -> Request:
+def decode(
+    event: Mapping[str, Any], method: str, path: str, headers: dict[str, str], request_id: str, log: dict[str, Any]
+) -> Request:
     if method == "GET":
         pairs = _query_pairs(event)
     else:
@@ -165,8 +170,10 @@ def _body_pairs(body: str | None, is_base64: bool, content_type: str) -> list[tu
     media_type, _, params = content_type.partition(";")
     media_type = media_type.strip().lower()
     charset = _charset(params)
-    if media_type == "application/json" or media_type.endswith("+json") or (
-        not media_type and raw.lstrip()[:1] == b"{"
+    if (
+        media_type == "application/json"
+        or media_type.endswith("+json")
+        or (not media_type and raw.lstrip()[:1] == b"{")
     ):
         return _json_pairs(raw)
     if media_type in ("application/x-www-form-urlencoded", ""):

@@ -52,13 +52,19 @@ def send_refusal(breached: Mapping[str, Mapping[str, int] | None], now: int, set
     if "destination" in waits:
         return errors.rate_limited(
             f"Too many codes sent to this number ({settings.max_sends_per_destination_per_hour} an hour); "
-            f"try again in {_minutes(retry_after)}.", retry_after)
+            f"try again in {_minutes(retry_after)}.",
+            retry_after,
+        )
     if "agent" in waits:
         return errors.rate_limited(
             f"You have sent too many codes ({settings.max_sends_per_agent_per_hour} an hour); "
-            f"try again in {_minutes(retry_after)}.", retry_after)
-    return errors.rate_limited("Verification is paused: too many codes sent across the contact centre; "
-                               f"try again in {retry_after} s.", retry_after)
+            f"try again in {_minutes(retry_after)}.",
+            retry_after,
+        )
+    return errors.rate_limited(
+        f"Verification is paused: too many codes sent across the contact centre; try again in {retry_after} s.",
+        retry_after,
+    )
 
 
 def locked(locked_until: int, now: int) -> errors.ApiError:

@@ -13,7 +13,7 @@ transaction after it that records the outcome together with its audit event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +61,8 @@ class StateStore:
         s = self._settings
         hour, minute = limits.window(now, limits.HOUR), limits.window(now, limits.MINUTE)
         state = self._update(
-            _dest(dest), STATE,
+            _dest(dest),
+            STATE,
             "SET last_send = :now, reservation = :rid, expires_at = :exp",
             "(attribute_not_exists(last_send) OR last_send <= :cooled) "
             "AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
@@ -98,8 +99,10 @@ class StateStore:
         # Only this reservation's own mark is removed: a later reservation keeps its cooldown.
         release[0]["ConditionExpression"] = "reservation = :rid"
         release[0]["ExpressionAttributeValues"] = {":rid": {"S": reservation}}
-        self._transact([{"Update": item} for item in release[1:]] + [self._audit_put(dest, now, event)],
-                       optional=[{"Update": release[0]}])
+        self._transact(
+            [{"Update": item} for item in release[1:]] + [self._audit_put(dest, now, event)],
+            optional=[{"Update": release[0]}],
+        )
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -111,7 +114,8 @@ class StateStore:
         try:
             answer = self._db.update_item(
                 **self._update(
-                    _dest(dest), STATE,
+                    _dest(dest),
+                    STATE,
                     "ADD failed :one SET expires_at = :exp",
                     "attribute_not_exists(locked_until) OR locked_until <= :now",
                     {":one": 1, ":now": now, ":exp": now + DAY},
@@ -124,25 +128,37 @@ class StateStore:
         return int(answer["Attributes"]["failed"]["N"])
 
     def approve(self, dest: str, now: int, approval: Approval, event: AuditEvent) -> None:
-        expression = "SET failed = :zero, approved_by = :agent, approved_at = :at, approved_until = :until, " \
-                     "expires_at = :exp"
-        values: dict[str, Any] = {":zero": 0, ":agent": approval.agent, ":at": approval.approved_at,
-                                  ":until": approval.approved_until, ":exp": approval.approved_until + DAY}
+        expression = (
+            "SET failed = :zero, approved_by = :agent, approved_at = :at, approved_until = :until, expires_at = :exp"
+        )
+        values: dict[str, Any] = {
+            ":zero": 0,
+            ":agent": approval.agent,
+            ":at": approval.approved_at,
+            ":until": approval.approved_until,
+            ":exp": approval.approved_until + DAY,
+        }
         if approval.task_sid:
             expression += ", approved_task = :task REMOVE locked_until"
             values[":task"] = approval.task_sid
         else:
             expression += " REMOVE locked_until, approved_task"
-        self._transact([{"Update": self._update(_dest(dest), STATE, expression, None, values)},
-                        self._audit_put(dest, now, event)])
+        self._transact(
+            [{"Update": self._update(_dest(dest), STATE, expression, None, values)}, self._audit_put(dest, now, event)]
+        )
 
     def fail_check(self, dest: str, now: int, lock_until: int | None, event: AuditEvent) -> None:
         """A wrong code: the failure is already counted; at the limit, lock and start a new count."""
         if lock_until is None:
             self.audit(dest, now, event)
             return
-        lock = self._update(_dest(dest), STATE, "SET locked_until = :until, failed = :zero, expires_at = :exp",
-                            None, {":until": lock_until, ":zero": 0, ":exp": lock_until + DAY})
+        lock = self._update(
+            _dest(dest),
+            STATE,
+            "SET locked_until = :until, failed = :zero, expires_at = :exp",
+            None,
+            {":until": lock_until, ":zero": 0, ":exp": lock_until + DAY},
+        )
         self._transact([{"Update": lock}, self._audit_put(dest, now, event)])
 
     def abandon_check(self, dest: str, now: int, event: AuditEvent) -> None:
@@ -153,17 +169,23 @@ class StateStore:
     # -- approvals and audit -----------------------------------------------------------------
 
     def clear_approval(self, dest: str, now: int, event: AuditEvent) -> None:
-        clear = self._update(_dest(dest), STATE,
-                             "REMOVE approved_by, approved_at, approved_until, approved_task", None, {})
+        clear = self._update(
+            _dest(dest), STATE, "REMOVE approved_by, approved_at, approved_until, approved_task", None, {}
+        )
         self._transact([{"Update": clear}, self._audit_put(dest, now, event)])
 
     def approval_and_customer(self, dest: str, phone: str) -> tuple[Approval | None, dict[str, Any] | None]:
         """One round trip for both: the destination's approval and the customer record."""
-        answer = self._db.batch_get_item(RequestItems={
-            self._table: {"Keys": [_key(_dest(dest), STATE)], "ConsistentRead": True,
-                          "ProjectionExpression": "approved_by, approved_at, approved_until, approved_task"},
-            self._customers: {"Keys": [{"phone": {"S": phone}}], "ConsistentRead": True},
-        })
+        answer = self._db.batch_get_item(
+            RequestItems={
+                self._table: {
+                    "Keys": [_key(_dest(dest), STATE)],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "approved_by, approved_at, approved_until, approved_task",
+                },
+                self._customers: {"Keys": [{"phone": {"S": phone}}], "ConsistentRead": True},
+            }
+        )
         if answer.get("UnprocessedKeys"):
             raise errors.upstream_unavailable()
         responses = answer.get("Responses", {})
@@ -171,8 +193,12 @@ class StateStore:
         customer = next(iter(responses.get(self._customers, [])), None)
         approval = None
         if state and "approved_by" in state:
-            approval = Approval(str(state["approved_by"]), state.get("approved_task"),  # type: ignore[arg-type]
-                                int(state["approved_at"]), int(state["approved_until"]))
+            approval = Approval(
+                str(state["approved_by"]),
+                state.get("approved_task"),
+                int(state["approved_at"]),
+                int(state["approved_until"]),
+            )
         return approval, _document(customer) if customer else None
 
     def audit(self, dest: str, now: int, event: AuditEvent) -> None:
@@ -190,15 +216,26 @@ class StateStore:
 
     def _audit_put(self, dest: str, now: int, event: AuditEvent) -> dict[str, Any]:
         at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        item = {"pk": _dest(dest), "sk": f"AUDIT#{at}#{event.request_id}", "at": at,
-                "expires_at": now + self._settings.audit_retention_days * DAY,
-                "action": event.action, "outcome": event.outcome, "agent": event.agent, "to": event.masked_to,
-                "request_id": event.request_id, "worker_sid": event.worker_sid, "task_sid": event.task_sid,
-                "channel": event.channel, "twilio_sid": event.twilio_sid}
+        item = {
+            "pk": _dest(dest),
+            "sk": f"AUDIT#{at}#{event.request_id}",
+            "at": at,
+            "expires_at": now + self._settings.audit_retention_days * DAY,
+            "action": event.action,
+            "outcome": event.outcome,
+            "agent": event.agent,
+            "to": event.masked_to,
+            "request_id": event.request_id,
+            "worker_sid": event.worker_sid,
+            "task_sid": event.task_sid,
+            "channel": event.channel,
+            "twilio_sid": event.twilio_sid,
+        }
         return {"Put": {"TableName": self._table, "Item": _typed({k: v for k, v in item.items() if v is not None})}}
 
-    def _update(self, pk: str, sk: str, expression: str, condition: str | None,
-                values: Mapping[str, Any]) -> dict[str, Any]:
+    def _update(
+        self, pk: str, sk: str, expression: str, condition: str | None, values: Mapping[str, Any]
+    ) -> dict[str, Any]:
         update: dict[str, Any] = {"TableName": self._table, "Key": _key(pk, sk), "UpdateExpression": expression}
         if values:
             update["ExpressionAttributeValues"] = _typed(values)
@@ -214,7 +251,7 @@ class StateStore:
             condition, values = "attribute_not_exists(n) OR n < :cap", {**values, ":cap": cap}
         return self._update(pk, sk, "ADD n :delta SET expires_at = :exp", condition, values)
 
-    def _transact(self, items: list[dict[str, Any]], optional: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
+    def _transact(self, items: list[dict[str, Any]], optional: Sequence[dict[str, Any]] = ()) -> None:
         """Write `items` (and `optional` ones, dropped if their condition no longer holds) in one transaction."""
         try:
             self._db.transact_write_items(TransactItems=[*optional, *items])

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from callerauth import errors
 
@@ -32,6 +33,7 @@ class Verify(Protocol):
     def check(self, to: str, code: str) -> bool:
         """True when Twilio approves the code; False when it is wrong."""
         ...
+
     def cancel(self, to: str) -> None: ...
 
 
@@ -54,7 +56,8 @@ class TwilioVerify:
         return result.status == "approved"
 
     def cancel(self, to: str) -> None:
-        self._call(lambda service: service.verifications(to).update(status="canceled"))
+        # The client puts the path segment in the URL as given: encode the "+" of a number ourselves.
+        self._call(lambda service: service.verifications(quote(to, safe="")).update(status="canceled"))
 
     def _call(self, request: Callable[[Any], Any]) -> Any:
         from requests import RequestException
@@ -92,18 +95,30 @@ def error_for(status: int, twilio_code: int | None) -> errors.ApiError:
     """Twilio's answer (HTTP status, Twilio error code) as the contract's error."""
     match twilio_code:
         case 60200:
-            return errors.ApiError(400, "invalid_parameter", "Twilio refused a parameter as invalid.",
-                                   twilio_code=60200, more_info="https://www.twilio.com/docs/errors/60200")
+            return errors.ApiError(
+                400,
+                "invalid_parameter",
+                "Twilio refused a parameter as invalid.",
+                twilio_code=60200,
+                more_info="https://www.twilio.com/docs/errors/60200",
+            )
         case 60202:
-            return errors.too_many_attempts("Max check attempts reached; send a new code later.",
-                                            TWILIO_WINDOW_SECONDS, twilio_code=60202)
+            return errors.too_many_attempts(
+                "Max check attempts reached; send a new code later.", TWILIO_WINDOW_SECONDS, twilio_code=60202
+            )
         case 60203:
-            return errors.ApiError(429, "max_send_attempts", "Max send attempts reached; try again later.",
-                                   twilio_code=60203, retry_after=TWILIO_WINDOW_SECONDS,
-                                   more_info="https://www.twilio.com/docs/errors/60203")
+            return errors.ApiError(
+                429,
+                "max_send_attempts",
+                "Max send attempts reached; try again later.",
+                twilio_code=60203,
+                retry_after=TWILIO_WINDOW_SECONDS,
+                more_info="https://www.twilio.com/docs/errors/60203",
+            )
         case 60205:
-            return errors.destination_blocked("This number is a landline and cannot receive SMS; "
-                                              "use channel 'call'.", 60205)
+            return errors.destination_blocked(
+                "This number is a landline and cannot receive SMS; use channel 'call'.", 60205
+            )
         case 60410:
             return errors.destination_blocked("Twilio has blocked this number (fraud prevention).", 60410)
         case 60605:
@@ -111,10 +126,13 @@ def error_for(status: int, twilio_code: int | None) -> errors.ApiError:
         case 60212:
             return errors.rate_limited("Too many concurrent requests for this number; try again shortly.", 5)
         case 20404:
-            return errors.ApiError(404, "verification_not_found",
-                                   "No pending verification for this number (expired, approved or canceled); "
-                                   "send a new code.", twilio_code=20404,
-                                   more_info="https://www.twilio.com/docs/errors/20404")
+            return errors.ApiError(
+                404,
+                "verification_not_found",
+                "No pending verification for this number (expired, approved or canceled); send a new code.",
+                twilio_code=20404,
+                more_info="https://www.twilio.com/docs/errors/20404",
+            )
         case 20429:
             return errors.upstream_unavailable(retry_after=1)
     if status >= 500:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,8 +20,9 @@ SECRET_MAX_AGE_SECONDS = 300
 class Container:
     """Settings and services for one Lambda container; the dev server and tests give it their env."""
 
-    def __init__(self, env: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, env: Mapping[str, str] = os.environ, clock: Callable[[], float] = time.time) -> None:
         self._env = env
+        self._clock = clock
 
     @functools.cache  # noqa: B019 - one container object per process, never collected
     def settings(self) -> Settings:
@@ -38,13 +40,17 @@ class Container:
 
         settings = self.settings()
         credentials = self._twilio_credentials()
-        dynamodb = boto3.client("dynamodb", config=Config(
-            connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}))
+        dynamodb = boto3.client(
+            "dynamodb",
+            config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}),
+        )
         if settings.agent_auth == "flex":
-            validator = IamTokenValidator(settings.twilio_iam_base_url,
-                                          lambda: (credentials().account_sid, credentials().auth_token),
-                                          settings.twilio_timeout_seconds)
-            agents: Any = FlexAgents(validator, settings.allowed_roles)
+            validator = IamTokenValidator(
+                settings.twilio_iam_base_url,
+                lambda: (credentials().account_sid, credentials().auth_token),
+                settings.twilio_timeout_seconds,
+            )
+            agents: Any = FlexAgents(validator, settings.allowed_roles, self._clock)
         else:
             agents = AnonymousAgents()
         return Services(
@@ -53,26 +59,28 @@ class Container:
             verify=TwilioVerify(credentials, settings.twilio_verify_base_url, settings.twilio_timeout_seconds),
             agents=agents,
             hasher=Hasher(self._hash_secret()),
+            clock=self._clock,
         )
 
     def _twilio_credentials(self) -> Callable[[], Credentials]:
         """Secrets Manager in the cloud (re-read every few minutes, so a filled secret is picked up)."""
         arn = self._env.get("TWILIO_SECRET_ARN")
         if arn:
-            return lambda: _credentials(_secret(arn, "json"))
+            return lambda: _credentials(_secret(arn))
         fixed = _credentials(self._env)
         return lambda: fixed
 
     def _hash_secret(self) -> bytes:
         arn = self._env.get("HASH_SECRET_ARN")
-        secret = _secret(arn, None) if arn else self._env.get("HASH_SECRET", "")
+        secret = _secret(arn) if arn else self._env.get("HASH_SECRET", "")
         if not isinstance(secret, str) or len(secret) < 16:
             raise ConfigError("HASH_SECRET (or the secret at HASH_SECRET_ARN) must be at least 16 characters")
         return secret.encode()
 
 
-def lambda_handler(routes: Mapping[str, Mapping[str, Action]],
-                   container: Container | None = None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def lambda_handler(
+    routes: Mapping[str, Mapping[str, Action]], container: Container | None = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda entry point for a set of routes: the whole body of a thin handler module."""
     runtime = container or Container()
     table: Routes = routes
@@ -83,10 +91,11 @@ def lambda_handler(routes: Mapping[str, Mapping[str, Action]],
     return handler
 
 
-def _secret(arn: str, transform: str | None) -> Any:
+def _secret(arn: str) -> Any:
+    """A secret's value through Powertools Parameters, cached in memory for a few minutes."""
     from aws_lambda_powertools.utilities import parameters
 
-    return parameters.get_secret(arn, transform=transform, max_age=SECRET_MAX_AGE_SECONDS)  # type: ignore[call-overload]
+    return parameters.get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS)
 
 
 def _credentials(values: Any) -> Credentials:
@@ -94,6 +103,8 @@ def _credentials(values: Any) -> Credentials:
         values = json.loads(values)
     sid, token, service = (str(values.get(k, "")) for k in ("ACCOUNT_SID", "AUTH_TOKEN", "VERIFY_SERVICE_SID"))
     if not (sid.startswith("AC") and len(sid) == 34 and token and service.startswith("VA") and len(service) == 34):
-        raise ConfigError("Twilio credentials are missing or placeholders: set ACCOUNT_SID, AUTH_TOKEN and "
-                          "VERIFY_SERVICE_SID (in .env locally, in the Twilio secret in AWS)")
+        raise ConfigError(
+            "Twilio credentials are missing or placeholders: set ACCOUNT_SID, AUTH_TOKEN and "
+            "VERIFY_SERVICE_SID (in .env locally, in the Twilio secret in AWS)"
+        )
     return Credentials(sid, token, service)

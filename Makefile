@@ -1,0 +1,54 @@
+# The two commands: `make dev` runs everything locally, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+# sam build needs the Lambda runtime's interpreter (python3.13) on PATH; pyenv keeps one here.
+PY313_DIR := $(shell dirname "$$(command -v python3.13 2>/dev/null || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)" 2>/dev/null)
+
+.PHONY: dev test lint typecheck validate pytest build deploy bench audit clean
+
+$(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+dev: $(VENV)/.installed  ## run the API (:3000), the Twilio sandbox (:3001) and DynamoDB (moto) locally
+	$(PY) -m devserver
+
+test: $(VENV)/.installed node_modules/.installed lint typecheck validate pytest  ## everything CI runs
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+validate: $(VENV)/.installed
+	$(VENV)/bin/sam validate --lint
+
+pytest: $(VENV)/.installed node_modules/.installed
+	$(VENV)/bin/pytest
+
+build: $(VENV)/.installed  ## sam build (cached, parallel) with the Lambda runtime's Python
+	PATH="$(PY313_DIR):$$PATH" $(VENV)/bin/sam build --cached --parallel
+
+deploy: build
+	$(VENV)/bin/sam deploy
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+audit: $(VENV)/.installed  ## make audit TO=+15555550100 [TABLE=...]: one number's audit trail
+	$(PY) -m devserver.audit "$(TO)"
+
+clean:
+	rm -rf $(VENV) node_modules .aws-sam
