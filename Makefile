@@ -48,7 +48,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench
 
 audit: $(VENV)/.installed  ## make audit TO=+15555550100 [TABLE=...]: one number's audit trail
-	$(PY) -m devserver.audit "$(TO)"
+	PYTHONPATH=layers/core:. $(PY) -m ops.audit "$(TO)"
 
 clean:
 	rm -rf $(VENV) node_modules .aws-sam

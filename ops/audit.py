@@ -1,0 +1,99 @@
+"""Print one destination's audit trail, newest last.
+
+Locally (the `make dev` stack):   python -m ops.audit +15555550100
+Deployed (reads the stack's outputs with your AWS credentials):
+                                  python -m ops.audit +15555550100 --stack callerauth
+The trail is keyed by an HMAC of the number, so the hashing secret is needed to find it: from the
+stack's HashSecret in Secrets Manager, or locally from HASH_SECRET (environment, then .env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from callerauth.config import Settings
+from callerauth.fields import recipient
+from callerauth.privacy import Hasher
+from callerauth.store import StateStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ops.audit", description=__doc__.splitlines()[0])
+    parser.add_argument("to", help="E.164 number (or e-mail address) whose trail to print")
+    parser.add_argument("--stack", help="a deployed stack's name; default: the local dev stack")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+
+    import boto3
+
+    try:
+        to = recipient({"to": args.to})
+    except Exception:  # noqa: BLE001 - any validation error: say what is expected
+        print("expected an E.164 number such as +15555550100, or an e-mail address", file=sys.stderr)
+        return 2
+    if args.stack:
+        outputs = _stack_outputs(boto3.client("cloudformation"), args.stack)
+        table, secret = outputs["StateTableName"], _secret_value(outputs["HashSecretArn"])
+        client = boto3.client("dynamodb")
+    else:
+        env = {**_dotenv(ROOT / ".env"), **os.environ}
+        table = env.get("STATE_TABLE", "callerauth-state")
+        secret = env.get("HASH_SECRET", "")
+        client = boto3.client(
+            "dynamodb",
+            endpoint_url=f"http://127.0.0.1:{env.get('DYNAMODB_PORT', '3002')}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's placeholder, not a secret
+        )
+        if not secret:
+            from devserver.stack import DEV_HASH_SECRET
+
+            secret = DEV_HASH_SECRET
+    store = StateStore(client, Settings(state_table=table, customers_table="-"))
+    events = sorted(store.audit_trail(Hasher(secret.encode()).key(to)), key=lambda e: e["sk"])
+    for event in events:
+        if args.json:
+            print(json.dumps({k: v for k, v in event.items() if k not in ("pk", "sk")}))
+        else:
+            print(_line(event))
+    if not events:
+        print("no audit events for this destination", file=sys.stderr)
+    return 0
+
+
+def _line(event: dict[str, Any]) -> str:
+    extras = " ".join(f"{k}={event[k]}" for k in ("task_sid", "twilio_sid", "worker_sid") if event.get(k))
+    return (
+        f"{event['at']}  {event['action']:<13} {event['outcome']:<22} {event['to']}  "
+        f"agent={event['agent']}  request={event['request_id']} {extras}".rstrip()
+    )
+
+
+def _stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def _secret_value(arn: str) -> str:
+    import boto3
+
+    return str(boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {k.strip(): v.strip().strip("'\"") for k, v in pairs}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
