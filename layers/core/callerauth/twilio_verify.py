@@ -61,15 +61,15 @@ class TwilioVerify:
 
     def _call(self, request: Callable[[Any], Any]) -> Any:
         from requests import RequestException
-        from twilio.base.exceptions import TwilioException, TwilioRestException
+        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
         try:
             result = request(self._service())
-        except TwilioRestException as exc:
+        except (TwilioRestException, TwilioServiceException) as exc:  # the legacy and the RFC 9457 error shapes
             raise error_for(exc.status, exc.code) from None
         except RequestException:
             raise errors.upstream_unavailable() from None
-        except (TwilioException, ValueError, KeyError, TypeError):  # an answer we cannot read
+        except (TwilioException, ValueError, KeyError, TypeError, AttributeError):  # an answer we cannot read
             raise errors.upstream_error() from None
         if not isinstance(getattr(result, "status", None), str):
             raise errors.upstream_error()
@@ -81,9 +81,11 @@ class TwilioVerify:
             from twilio.http.http_client import TwilioHttpClient
             from twilio.rest import Client
 
-            # Twilio's client logs request parameters (a number, a code) at INFO: keep it quiet.
+            # Twilio's client logs request parameters at INFO, and urllib3 logs URLs at DEBUG (a cancel's
+            # URL holds the number): neither may reach the logs, whatever the log level.
             quiet = logging.getLogger("callerauth.twilio")
             quiet.setLevel(logging.WARNING)
+            logging.getLogger("urllib3").setLevel(logging.INFO)
             http = TwilioHttpClient(timeout=self._timeout, logger=quiet)
             self._client = Client(credentials.account_sid, credentials.auth_token, http_client=http)
             self._client.verify.base_url = self._base_url
@@ -93,6 +95,8 @@ class TwilioVerify:
 
 def error_for(status: int, twilio_code: int | None) -> errors.ApiError:
     """Twilio's answer (HTTP status, Twilio error code) as the contract's error."""
+    if twilio_code is not None and twilio_code < 10000:
+        twilio_code = None  # the client fills in the HTTP status when Twilio gave no code: not a Twilio code
     match twilio_code:
         case 60200:
             return errors.ApiError(
