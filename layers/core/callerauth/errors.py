@@ -19,8 +19,10 @@ class ApiError(Exception):
         more_info: str | None = None,
         twilio_code: int | None = None,
         retry_after: int | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.reason = reason  # finer than `code`, for logs and metrics only (e.g. which send limit)
         self.status = status
         self.code = code
         self.message = message
@@ -87,8 +89,8 @@ def destination_blocked(message: str, twilio_code: int | None = None) -> ApiErro
     return ApiError(403, "destination_blocked", message, twilio_code=twilio_code, more_info=_twilio_docs(twilio_code))
 
 
-def rate_limited(message: str, retry_after: int) -> ApiError:
-    return ApiError(429, "rate_limited", message, retry_after=max(1, retry_after))
+def rate_limited(message: str, retry_after: int, reason: str | None = None) -> ApiError:
+    return ApiError(429, "rate_limited", message, retry_after=max(1, retry_after), reason=reason)
 
 
 def too_many_attempts(message: str, retry_after: int, twilio_code: int | None = None) -> ApiError:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from callerauth import errors
 from callerauth.config import ConfigError, Settings
 from callerauth.fields import FIELD_OF_ALIAS
-from callerauth.log import logger
+from callerauth.observability import logger, record
 
 MAX_BODY_BYTES = 8 * 1024
 BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -86,6 +86,8 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
         return {"statusCode": reply.status, "headers": cors, "body": json.dumps(reply.body)}
     except errors.ApiError as exc:
         log |= {"status": exc.status, "error": exc.code}
+        if exc.reason:
+            log["reason"] = exc.reason
         return _encode(exc, cors)
     except ConfigError as exc:
         log |= {"status": 500, "error": "internal_error", "problem": str(exc)}
@@ -103,8 +105,7 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
         return _encode(errors.internal_error(), cors)
     finally:
         log["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        if log.get("status") != 500:
-            logger.info("request", extra=log)
+        record(log)
 
 
 def cors_headers(allowed_origins: Iterable[str], origin: str | None) -> dict[str, str]:

@@ -48,22 +48,25 @@ def send_refusal(breached: Mapping[str, Mapping[str, int] | None], now: int, set
     if "locked" in waits:
         return errors.too_many_attempts(_locked_message(retry_after), retry_after)
     if "cooldown" in waits:
-        return errors.rate_limited(f"A code was just sent; you can resend in {retry_after} s.", retry_after)
+        return errors.rate_limited(f"A code was just sent; you can resend in {retry_after} s.", retry_after, "cooldown")
     if "destination" in waits:
         return errors.rate_limited(
             f"Too many codes sent to this number ({settings.max_sends_per_destination_per_hour} an hour); "
             f"try again in {_minutes(retry_after)}.",
             retry_after,
+            "destination_cap",
         )
     if "agent" in waits:
         return errors.rate_limited(
             f"You have sent too many codes ({settings.max_sends_per_agent_per_hour} an hour); "
             f"try again in {_minutes(retry_after)}.",
             retry_after,
+            "agent_cap",
         )
     return errors.rate_limited(
         f"Verification is paused: too many codes sent across the contact centre; try again in {retry_after} s.",
         retry_after,
+        "circuit_breaker",
     )
 
 

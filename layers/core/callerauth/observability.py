@@ -1,0 +1,40 @@
+"""Structured logs and EMF metrics (Powertools): one log line and at most one metric per request."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+# Log masked destinations only: never a code, a token or a customer field.
+logger = Logger(service="callerauth")
+metrics = Metrics(service="callerauth")
+
+# (route, outcome or error code) -> metric; the alarms in template.yaml watch some of these.
+METRICS = {
+    ("/start-verify", "sent"): "CodesSent",
+    ("/start-verify", "rate_limited"): "SendsRefused",
+    ("/check-verify", "approved"): "Approvals",
+    ("/check-verify", "incorrect_code"): "FailedChecks",
+    ("/check-verify", "locked"): "Lockouts",
+    ("/customer-info", "served"): "CustomerInfoServed",
+}
+
+
+def record(log: Mapping[str, Any]) -> None:
+    """Log the request's one line, and publish its metric (EMF: a log line CloudWatch turns into metrics)."""
+    logger.info("request", extra=dict(log))
+    route, status = str(log.get("route")), int(log.get("status") or 0)
+    names = [METRICS.get((route, str(log.get("outcome") or log.get("error"))))]
+    if log.get("reason") == "circuit_breaker":
+        names.append("CircuitBreakerTripped")
+    if route == "/customer-info" and 400 <= status < 500 and status != 404:
+        names.append("CustomerInfoRefused")
+    if status >= 500:
+        names.append("ServerErrors")
+    published = False
+    for name in filter(None, names):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        published = True
+    if published:
+        metrics.flush_metrics()
