@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shlex
+import errno
+import os
 import signal
 import sys
 import threading
@@ -30,7 +31,7 @@ def _port(settings: dict[str, str], name: str, default: int) -> int:
 def banner(stack: Stack, agent_auth: str) -> str:
     flex = agent_auth != "none"
     token = stack.sandbox.issue_token("dev-agent", ["agent"]) if stack.sandbox else "<your Flex token>"
-    token_field = f" --data-urlencode {shlex.quote('Token=' + token)}" if flex else ""
+    token_field = f" --data-urlencode 'Token={token}'" if flex else ""
     lines = [
         "",
         "Caller verification dev server",
@@ -55,7 +56,7 @@ def banner(stack: Stack, agent_auth: str) -> str:
         f"  curl -s {stack.api_url}/check-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'"
         f" --data-urlencode 'verification_code=<code from the outbox>'{token_field}",
         f"  curl -s '{stack.api_url}/customer-info?to=%2B{SAMPLE_NUMBER[1:]}'"
-        f" -H {shlex.quote('X-Flex-Token: ' + token)}"
+        f" -H 'X-Flex-Token: {token}'"
         + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
         "",
         "Ctrl-C to stop.",
@@ -66,9 +67,9 @@ def banner(stack: Stack, agent_auth: str) -> str:
 def main() -> int:
     settings = resolve_settings(ROOT)
     try:
-        ports = {"api_port": _port(settings, "API_PORT", 3000),
-                 "sandbox_port": _port(settings, "SANDBOX_PORT", 3001),
-                 "dynamodb_port": _port(settings, "DYNAMODB_PORT", 3002)}
+        api_port = _port(settings, "API_PORT", 3000)
+        sandbox_port = _port(settings, "SANDBOX_PORT", 3001)
+        dynamodb_port = _port(settings, "DYNAMODB_PORT", 3002)
     except ValueError as exc:
         print(f"devserver: {exc}", file=sys.stderr)
         return 2
@@ -81,16 +82,17 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        stack = start_stack(ROOT, announce=_say, **ports)
-    except OSError as exc:
-        print(f"devserver: cannot start: {exc} (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT)",
-              file=sys.stderr)
+        stack = start_stack(ROOT, api_port=api_port, sandbox_port=sandbox_port, dynamodb_port=dynamodb_port,
+                            announce=_say)
+    except (OSError, ValueError) as exc:
+        hint = " (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT)" if getattr(
+            exc, "errno", None) == errno.EADDRINUSE else ""
+        print(f"devserver: cannot start: {exc}{hint}", file=sys.stderr)
         return 1
     with stack:
-        import os  # read after start_stack: it has applied .env to the process environment
-
+        # start_stack has applied .env to os.environ, so this is the mode the handlers will use.
         _say(banner(stack, os.environ.get("AGENT_AUTH", "flex").strip().lower() or "flex"))
-        while not stopping.wait(0.5):
+        while not stopping.wait(0.2):
             pass
         _say("devserver: stopping")
     return 0

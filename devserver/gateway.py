@@ -39,7 +39,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 # What API Gateway answers when the template does not customise a response type.
 _DEFAULTS: dict[str, tuple[int, str, str | None]] = {
-    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token", "MissingAuthenticationTokenException"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token",
+                                     "MissingAuthenticationTokenException"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long", None),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", None),
     "LAMBDA_ERROR": (502, "Internal server error", "InternalServerErrorException"),
@@ -116,15 +117,13 @@ class Gateway:
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", call)
         call.route, path_parameters = matched
         event = self.build_event(call, body, path_parameters)
-        started = time.monotonic()
         try:
-            result = self._invoke(call.route, event)
+            result, elapsed = self._invoke(call.route, event)
             response = self.translate(result)
-        except Exception:  # noqa: BLE001 - whatever the handler did, API Gateway answers 502
+        except Exception:  # whatever the handler did, API Gateway answers 502
             self.log(f"{request.method} {request.path}: Lambda error (request {call.request_id})\n"
                      + traceback.format_exc().rstrip())
             return self.gateway_response("LAMBDA_ERROR", call)
-        elapsed = time.monotonic() - started
         # A function cannot be interrupted in-process; judge afterwards what the cloud would have done.
         if elapsed > call.route.timeout_seconds and call.route.timeout_seconds < self.integration_timeout:
             self.log(f"{request.method} {request.path}: Task timed out after {elapsed:.2f} seconds")
@@ -142,16 +141,19 @@ class Gateway:
         candidates.sort(key=lambda c: (bool(c[1]), c[0].method == "ANY"))
         return candidates[0] if candidates else None
 
-    def _invoke(self, route: Route, event: dict[str, Any]) -> Any:
+    def _invoke(self, route: Route, event: dict[str, Any]) -> tuple[Any, float]:
+        """The handler's JSON result and how long it ran (not counting a cold start or the queue)."""
         with self._locks[route.function_logical_id]:
             handler = self._handlers.get(route.function_logical_id)
             if handler is None:
                 handler = self._handlers[route.function_logical_id] = self._handler_for(route)
             context = make_context(route.function_logical_id, timeout_seconds=route.timeout_seconds,
                                    memory_limit_in_mb=route.memory_mb)
+            started = time.monotonic()
             result = handler(event, context)
+            elapsed = time.monotonic() - started
         # The Lambda runtime serialises the result; what JSON cannot carry never reaches API Gateway.
-        return json.loads(json.dumps(result))
+        return json.loads(json.dumps(result)), elapsed
 
     # ------------------------------------------------------------------------------------- the event
 

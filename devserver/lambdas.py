@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -60,18 +61,19 @@ def load_handler(code_uri: str, handler: str, root: Path, *,
     function = getattr(module, function_name, None)
     if not callable(function):
         raise AttributeError(f"{source} has no callable {function_name!r}")
-    return function  # type: ignore[no-any-return]
+    return cast(Handler, function)
 
 
-def unload_project_modules(root: Path, subdirs: Sequence[str] = ("layers", "functions")) -> list[str]:
-    """Forget modules imported from the project's Lambda code, so that the next load is a cold start.
+def unload_project_modules(root: Path,
+                           subdirs: Sequence[str] = ("layers", "functions")) -> dict[str, ModuleType]:
+    """Forget (and return) the modules imported from the project's Lambda code: the next load is a cold start.
 
     The core caches configuration (table names, endpoints, secrets) at first use; a second local stack
     in the same process (tests) would otherwise inherit the first one's settings.
     """
     prefixes = tuple(str((root / d).resolve()) + "/" for d in subdirs)
-    gone = [name for name, module in list(sys.modules.items())
-            if str(getattr(module, "__file__", None) or "").startswith(prefixes)]
+    gone = {name: module for name, module in list(sys.modules.items())
+            if str(getattr(module, "__file__", None) or "").startswith(prefixes)}
     for name in gone:
         sys.modules.pop(name, None)
     return gone
@@ -99,5 +101,7 @@ class LambdaContext:
         return max(0, int((self._deadline - self._clock()) * 1000))
 
 
-def make_context(function_name: str, *, timeout_seconds: float = 3.0, memory_limit_in_mb: int = 256) -> LambdaContext:
-    return LambdaContext(function_name, timeout_seconds=timeout_seconds, memory_limit_in_mb=memory_limit_in_mb)
+def make_context(function_name: str, *, timeout_seconds: float = 3.0,
+                 memory_limit_in_mb: int = 256) -> LambdaContext:
+    return LambdaContext(function_name, timeout_seconds=timeout_seconds,
+                         memory_limit_in_mb=memory_limit_in_mb)

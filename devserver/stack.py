@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
 import re
-import secrets
 import socket
+import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING
 
 import boto3
@@ -22,8 +24,17 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
-from devserver.template import (Route, Template, api_routes, gateway_responses, layer_dirs, load_template,
-                                table_env_vars, table_specs)
+from devserver.template import (
+    Route,
+    Template,
+    api_routes,
+    gateway_responses,
+    layer_dirs,
+    literal_global_env,
+    load_template,
+    table_env_vars,
+    table_specs,
+)
 from devserver.twilio_sandbox import TwilioSandbox
 
 if TYPE_CHECKING:
@@ -34,10 +45,15 @@ HOST = "127.0.0.1"
 TABLE_PREFIX = "callerauth"
 SAMPLE_CUSTOMERS = Path(__file__).with_name("sample_customers.json")
 TWILIO_KEYS = ("ACCOUNT_SID", "AUTH_TOKEN", "VERIFY_SERVICE_SID")
+# Cloud-only settings: with them the core would ask Secrets Manager (real AWS, with moto's dummy keys).
+CLOUD_ONLY = ("TWILIO_SECRET_ARN", "HASH_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 # Fixed, obviously fake sandbox credentials: sandbox tokens stay valid across restarts.
 SANDBOX_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 SANDBOX_AUTH_TOKEN = "5a" * 16
 SANDBOX_SERVICE_SID = "VA" + "fedcba9876543210" * 2
+# The state-table key secret when HASH_SECRET is not set. Fixed, so that local tools (ops/audit.py) can
+# find a destination's items in a running dev stack; the dev stack's data is in memory and fake anyway.
+DEV_HASH_SECRET = "callerauth-dev-only-hash-secret-never-deployed"  # noqa: S105 - dev placeholder
 
 Announce = Callable[[str], None]
 
@@ -78,7 +94,7 @@ def _has_twilio_credentials(settings: Mapping[str, str]) -> bool:
 
 def table_name(logical_id: str) -> str:
     """``StateTable`` → ``callerauth-state``, ``CustomersTable`` → ``callerauth-customers``."""
-    base = logical_id[: -len("Table")] if logical_id.endswith("Table") and logical_id != "Table" else logical_id
+    base = logical_id.removesuffix("Table") or logical_id
     return f"{TABLE_PREFIX}-" + re.sub(r"(?<!^)(?=[A-Z])", "-", base).lower()
 
 
@@ -91,10 +107,9 @@ def create_tables(client: DynamoDBClient, template: Template, names: Mapping[str
     """(Re)create every table of the template under ``names[logical_id]``, with TTL as the template says."""
     for logical_id, spec in table_specs(template).items():
         name = names[logical_id]
-        try:  # moto's state lives as long as the process; a previous local stack may have left the table
+        # moto's state lives as long as the process; a previous local stack may have left the table.
+        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
             client.delete_table(TableName=name)
-        except client.exceptions.ResourceNotFoundException:
-            pass
         client.create_table(TableName=name, **spec.create_table_kwargs)
         if spec.ttl_attribute:
             client.update_time_to_live(TableName=name, TimeToLiveSpecification={
@@ -119,8 +134,15 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _serve(app: WSGIApplication, port: int, name: str) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server(HOST, port, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    if port:
+        _free_port(port)  # werkzeug would print its own message and sys.exit(1) on a busy port
+    try:
+        server = make_server(HOST, port, app, threaded=True, request_handler=_QuietHandler)
+    except SystemExit as exc:  # lost a race for the port after the check
+        raise OSError(errno.EADDRINUSE, f"port {port} is in use") from exc
+    # A short poll interval keeps shutdown() (and so Ctrl-C) quick.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name,
+                              daemon=True)
     thread.start()
     return server, thread
 
@@ -146,6 +168,11 @@ class _Environ:
             self._saved.setdefault(key, os.environ.get(key))
             os.environ[key] = value
 
+    def unset(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._saved.setdefault(key, os.environ.get(key))
+            os.environ.pop(key, None)
+
     def restore(self) -> None:
         for key, value in self._saved.items():
             if value is None:
@@ -170,6 +197,8 @@ class Stack:
         self._moto: ThreadedMotoServer | None = None
         self._environ = _Environ()
         self._werkzeug_level: int | None = None
+        self._root: Path | None = None
+        self._saved_modules: dict[str, ModuleType] | None = None
 
     @property
     def outbox_url(self) -> str | None:
@@ -188,6 +217,11 @@ class Stack:
                 inner.server_close()
             self._moto = None
         self._environ.restore()
+        if self._root is not None and self._saved_modules is not None:
+            # Put back what the process had imported before, so code outside the stack keeps one copy.
+            unload_project_modules(self._root)
+            sys.modules.update(self._saved_modules)
+            self._saved_modules = None
         if self._werkzeug_level is not None:
             logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
             self._werkzeug_level = None
@@ -236,7 +270,7 @@ def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, 
     # (b, c) Tables from the template's own definitions, customers from the sample file.
     client: DynamoDBClient = boto3.client(
         "dynamodb", endpoint_url=stack.dynamodb_url, region_name=REGION,
-        aws_access_key_id="testing", aws_secret_access_key="testing")
+        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto's dummy keys
     stack.table_names = {logical_id: table_name(logical_id) for logical_id in table_specs(template)}
     create_tables(client, template, stack.table_names)
     if "CustomersTable" in stack.table_names:
@@ -260,9 +294,11 @@ def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, 
                   "VERIFY_SERVICE_SID": SANDBOX_SERVICE_SID}
         twilio_urls = {"TWILIO_VERIFY_BASE_URL": stack.sandbox_url, "TWILIO_IAM_BASE_URL": stack.sandbox_url}
 
-    # (e) The handlers' environment: .env settings the environment does not override, the env argument,
-    # then what this stack decides (endpoints, tables, credentials).
-    configured = {k: v for k, v in read_dotenv(root / ".env").items() if k not in os.environ} | dict(env)
+    # (e) The handlers' environment, lowest precedence first: the template's literal values, .env settings
+    # the environment does not override, the env argument, then what this stack decides (endpoints,
+    # tables, credentials).
+    configured = {k: v for k, v in literal_global_env(template).items() if k not in os.environ}
+    configured |= {k: v for k, v in read_dotenv(root / ".env").items() if k not in os.environ} | dict(env)
     table_vars = {env_var_for(logical_id): logical_id for logical_id in stack.table_names}
     table_vars |= table_env_vars(template)
     handler_env = {
@@ -273,7 +309,7 @@ def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, 
         "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "HASH_SECRET": settings.get("HASH_SECRET") or secrets.token_hex(32),
+        "HASH_SECRET": settings.get("HASH_SECRET") or DEV_HASH_SECRET,
         "POWERTOOLS_SERVICE_NAME": "callerauth",
         "POWERTOOLS_METRICS_NAMESPACE": "CallerAuth",
         "POWERTOOLS_DEV": "false",
@@ -282,16 +318,17 @@ def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, 
         **twilio_urls,
     }
     stack._environ.set(handler_env)
+    stack._environ.unset(CLOUD_ONLY)
 
     # (f) The API, with handlers loaded on first use, like a cold start.
     if fresh_modules:
-        unload_project_modules(root)
+        stack._root, stack._saved_modules = root, unload_project_modules(root)
     layers = layer_dirs(template) or ["layers/core"]
     stack.routes = api_routes(template)
     for route in stack.routes:
         module = route.handler.rpartition(".")[0].replace(".", "/")
         if not (root / route.code_uri / f"{module}.py").is_file():
-            announce(f"devserver: {route.function_logical_id}: {route.code_uri}{module}.py does not exist yet")
+            announce(f"devserver: {route.function_logical_id}: {route.code_uri}{module}.py does not exist")
 
     def handler_for(route: Route) -> Handler:
         return load_handler(route.code_uri, route.handler, root, layer_dirs=layers)

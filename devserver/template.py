@@ -112,7 +112,7 @@ def table_specs(template: Template) -> dict[str, TableSpec]:
             kwargs["ProvisionedThroughput"] = _literal(
                 props.get("ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}),
                 f"{where}.ProvisionedThroughput")
-        # CloudFormation accepts index properties that CreateTable does not (ContributorInsightsSpecification).
+        # CloudFormation accepts index properties CreateTable does not (ContributorInsightsSpecification).
         for prop, keys in (("GlobalSecondaryIndexes", _GSI_KEYS), ("LocalSecondaryIndexes", _LSI_KEYS)):
             if prop in props:
                 indexes = _literal(props[prop], f"{where}.{prop}")
@@ -141,6 +141,17 @@ def table_env_vars(template: Template) -> dict[str, str]:
             if isinstance(value, dict) and value.get("Ref") in tables:
                 found[name] = value["Ref"]
     return found
+
+
+def literal_global_env(template: Template) -> dict[str, str]:
+    """``Globals.Function`` environment variables with literal values (``TWILIO_TIMEOUT_SECONDS: "5"``).
+
+    Values behind ``!Ref`` are parameters or resources; the handlers' own defaults and the dev stack stand in.
+    """
+    globals_ = (template.get("Globals") or {}).get("Function") or {}
+    variables = ((globals_.get("Environment") or {}).get("Variables")) or {}
+    return {name: str(value) for name, value in variables.items()
+            if isinstance(value, str | int | float) and not isinstance(value, bool)}
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -192,7 +203,7 @@ def _function_setting(props: Mapping[str, Any], globals_: Mapping[str, Any], key
 
 
 def api_routes(template: Template) -> list[Route]:
-    """One Route per ``Type: Api`` event (REST API, proxy integration); HttpApi and other events are skipped."""
+    """One Route per ``Type: Api`` event (REST API, proxy integration); HttpApi and others are skipped."""
     globals_ = (template.get("Globals") or {}).get("Function") or {}
     routes: list[Route] = []
     for logical_id, props in _resources(template, "AWS::Serverless::Function"):
@@ -219,7 +230,7 @@ def api_routes(template: Template) -> list[Route]:
 
 
 def layer_dirs(template: Template) -> list[str]:
-    """ContentUri of every local layer: with a python BuildMethod its top level is what Lambda puts on sys.path."""
+    """ContentUri of every layer: with a python BuildMethod, its top level is what ends up on sys.path."""
     return [str(props["ContentUri"]) for _, props in _resources(template, "AWS::Serverless::LayerVersion")
             if isinstance(props.get("ContentUri"), str)]
 
@@ -254,7 +265,7 @@ def _gateway_response(response_type: str, status: Any, headers: Mapping[str, Any
 
 
 def gateway_responses(template: Template) -> dict[str, GatewayResponse]:
-    """Customised gateway responses by type, from ``AWS::Serverless::Api`` and ``AWS::ApiGateway::GatewayResponse``."""
+    """Customised gateway responses by type, from Serverless::Api and raw GatewayResponse resources."""
     found: dict[str, GatewayResponse] = {}
     for _, props in _resources(template, "AWS::Serverless::Api"):
         for response_type, spec in (props.get("GatewayResponses") or {}).items():

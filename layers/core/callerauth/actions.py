@@ -41,10 +41,11 @@ def start_verify(request: Request, services: Services) -> Reply:
         try:
             sent = services.verify.start(target.to, target.channel, locale)
         except errors.ApiError as failure:
-            services.store.release_send(trail.key, agent.identity, now, reservation, trail.event(failure.code))
-            trail.written = True
             # On a send, "not found" means the Verify service itself is missing: our problem, not the caller's.
-            raise errors.upstream_error(20404) if failure.code == "verification_not_found" else failure from None
+            answer = errors.upstream_error(20404) if failure.code == "verification_not_found" else failure
+            services.store.release_send(trail.key, agent.identity, now, reservation, trail.event(answer.code))
+            trail.written = True
+            raise answer from None
         services.store.audit(trail.key, now, trail.event("sent", twilio_sid=sent.sid))
         trail.written = True
     return Reply(

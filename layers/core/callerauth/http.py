@@ -67,8 +67,9 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
     log: dict[str, Any] = {"method": method, "route": path, "request_id": request_id}
     try:
         cors = cors_headers(runtime.settings().allowed_origins, headers.get("origin"))
-    except ConfigError as exc:
-        logger.error("configuration error", extra={**log, "problem": str(exc)})
+    except Exception as exc:  # no settings, no allow-list: still answer in the contract's shape
+        problem = str(exc) if isinstance(exc, ConfigError) else type(exc).__name__
+        logger.error("configuration error", extra={**log, "problem": problem})
         return _encode(errors.internal_error(), cors_headers(("*",), None))
     try:
         actions = routes.get(path)
@@ -79,7 +80,8 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
             return {"statusCode": 204, "headers": cors, "body": ""}
         action = actions.get(method)
         if action is None:
-            raise errors.method_not_allowed()
+            log |= {"status": 405, "error": "method_not_allowed"}
+            return _encode(errors.method_not_allowed(), cors | {"Allow": ", ".join([*actions, "OPTIONS"])})
         request = decode(event, method, path, headers, request_id, log)
         reply = action(request, runtime.services())
         log["status"] = reply.status
@@ -141,8 +143,6 @@ def _encode(error: errors.ApiError, cors: dict[str, str]) -> dict[str, Any]:
     headers = dict(cors)
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-    if error.status == 405:
-        headers["Allow"] = ALLOW_METHODS
     return {"statusCode": error.status, "headers": headers, "body": json.dumps(error.body())}
 
 
@@ -223,9 +223,18 @@ def _canonical(pairs: Iterable[tuple[str, Any]]) -> dict[str, str]:
         name = FIELD_OF_ALIAS.get(key)
         if name is None:
             continue
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not _is_utf8(value):
             raise errors.invalid_parameter(f"Invalid parameter '{key}': expected a string.")
         if name in fields and fields[name] != value:
             raise errors.invalid_parameter(f"Invalid parameter '{key}': given more than once.")
         fields[name] = value
     return fields
+
+
+def _is_utf8(value: str) -> bool:
+    """False for a lone surrogate (JSON allows the escape \\ud800): such text cannot be hashed or logged."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
