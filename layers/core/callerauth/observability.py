@@ -1,5 +1,6 @@
 """Structured logs and EMF metrics (Powertools): one log line and at most one metric per request."""
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 # Log masked destinations only: never a code, a token or a customer field.
 logger = Logger(service="callerauth")
-metrics = Metrics(service="callerauth")
+metrics = Metrics(service="callerauth", namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "CallerAuth")
 
 # (route, outcome or error code) -> metric; the alarms in template.yaml watch some of these.
 METRICS = {
@@ -32,9 +33,10 @@ def record(log: Mapping[str, Any]) -> None:
         names.append("CustomerInfoRefused")
     if status >= 500:
         names.append("ServerErrors")
-    published = False
-    for name in filter(None, names):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-        published = True
-    if published:
-        metrics.flush_metrics()
+    try:
+        for name in filter(None, names):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        if any(names):
+            metrics.flush_metrics()
+    except Exception as exc:  # a metric must never cost an answer
+        logger.warning("metrics not published", extra={"exception": type(exc).__name__})
