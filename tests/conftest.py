@@ -56,11 +56,6 @@ SETTINGS = (
     "TWILIO_VERIFY_BASE_URL",
     "TWILIO_IAM_BASE_URL",
 )
-# The functions' Powertools settings from the template's Globals (POWERTOOLS_METRICS_NAMESPACE...): the core's
-# Logger and Metrics read them once, when first imported, and any test module may import the core first.
-for _name, _value in literal_global_env(TEMPLATE).items():
-    if _name.startswith("POWERTOOLS_"):
-        os.environ.setdefault(_name, _value)
 
 
 class FakeClock:

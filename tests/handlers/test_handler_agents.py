@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -39,6 +40,10 @@ def token(sandbox: Any) -> Callable[..., str]:
         return str(sandbox.issue_token(identity, list(roles), ttl_seconds))
 
     return issue
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _is_audited(audit: Any, answer: Any, action: str, outcome: str, agent: str) -> None:
@@ -211,19 +216,24 @@ def test_the_audit_trail_names_the_agent_worker_and_task(
 def test_the_approving_agent_gets_only_the_visible_fields(
     flex: Callable[..., Any], token: Callable[..., str], audit: Any, clock: Any
 ) -> None:
-    # Given alice verified the caller
+    # Given alice verified the caller (approvals last 30 minutes by default), a minute ago
     client = flex()
     alice = token("alice")
+    verified_at = clock.now
     client.verify(Token=alice)
+    clock.advance(60)
 
     # When alice asks for the customer's record
     answer = client.customer_info(Token=alice)
 
-    # Then she gets the configured fields only (no notes, no key), and the read is audited
+    # Then she gets the configured fields only (no notes, no key), with the approval's window, audited
     assert answer.status == 200, answer.body
-    assert answer.body["success"] is True
-    assert answer.body["customer"] == VISIBLE
-    assert answer.body["verifiedUntil"] > answer.body["verifiedAt"]
+    assert answer.body == {
+        "success": True,
+        "verifiedAt": _iso(verified_at),
+        "verifiedUntil": _iso(verified_at + 1800),
+        "customer": VISIBLE,
+    }
     _is_audited(audit, answer, "customer_info", "served", "alice")
 
 
@@ -413,15 +423,8 @@ def test_with_agent_auth_none_customer_info_is_always_refused(
         _is_audited(audit, answer, "customer_info", "agent_auth_required", "anonymous:203.0.113.10")
 
 
-def test_the_state_table_never_holds_a_number_in_the_clear(
-    flex: Callable[..., Any],
-    token: Callable[..., str],
-    clock: Any,
-    assert_no_clear_number: Callable[[str], None],
-    aws: Any,
-) -> None:
-    # Given every kind of state: sends, counters, wrong codes, a lock, approvals, reads, a cancel, refusals
-    client = flex(MAX_FAILED_CHECKS="2", SEND_COOLDOWN_SECONDS="0")
+def _every_kind_of_state(client: Any, token: Callable[..., str]) -> None:
+    """Sends, counters, wrong codes, a lock, an approval, reads, a cancel and refusals, for TO and NO_RECORD."""
     alice, bob = token("alice"), token("bob")
     client.verify(Token=alice, taskSid=TASK)
     client.customer_info(Token=alice)
@@ -433,6 +436,13 @@ def test_the_state_table_never_holds_a_number_in_the_clear(
     client.start(NO_RECORD, Token=bob)
     client.customer_info(NO_RECORD)
 
+
+def test_the_state_table_never_holds_a_number_in_the_clear(
+    flex: Callable[..., Any], token: Callable[..., str], assert_no_clear_number: Callable[[str], None], aws: Any
+) -> None:
+    # Given every kind of state
+    _every_kind_of_state(flex(MAX_FAILED_CHECKS="2", SEND_COOLDOWN_SECONDS="0"), token)
+
     # When the whole state table is read
     kinds = {str(item["sk"]).split("#")[0] for item in aws.scan(aws.state)}
 
@@ -440,3 +450,22 @@ def test_the_state_table_never_holds_a_number_in_the_clear(
     assert {"STATE", "SENDS", "AUDIT"} <= kinds
     assert_no_clear_number(TO)
     assert_no_clear_number(NO_RECORD)
+
+
+def test_every_state_item_expires_and_audit_events_after_the_retention(
+    flex: Callable[..., Any], token: Callable[..., str], aws: Any, clock: Any
+) -> None:
+    # Given a 7-day audit retention, and every kind of state
+    _every_kind_of_state(flex(MAX_FAILED_CHECKS="2", SEND_COOLDOWN_SECONDS="0", AUDIT_RETENTION_DAYS="7"), token)
+
+    # When the whole state table is read
+    items = aws.scan(aws.state)
+
+    # Then DynamoDB's TTL attribute is on every item, in the future; audit events live exactly 7 days
+    ttl_attribute = aws.client.describe_time_to_live(TableName=aws.state)["TimeToLiveDescription"]["AttributeName"]
+    assert all(isinstance(item.get(ttl_attribute), int) and item[ttl_attribute] > clock.now for item in items), [
+        item for item in items if not isinstance(item.get(ttl_attribute), int)
+    ]
+    audit_items = [item for item in items if str(item["sk"]).startswith("AUDIT#")]
+    assert audit_items
+    assert {item[ttl_attribute] for item in audit_items} == {int(clock.now) + 7 * 86400}

@@ -259,13 +259,7 @@ def test_a_check_twilio_could_not_judge_is_not_a_failed_check(
         pytest.param(400, 60205, 403, "destination_blocked", id="landline"),
         pytest.param(403, 60410, 403, "destination_blocked", id="fraud-guard"),
         pytest.param(400, 60200, 400, "invalid_parameter", id="invalid-parameter"),
-        pytest.param(
-            404,
-            20404,
-            502,
-            "upstream_error",
-            id="service-missing",
-        ),
+        pytest.param(404, 20404, 502, "upstream_error", id="service-missing"),
         pytest.param(400, 12345, 502, "upstream_error", id="unexpected"),
     ],
 )

@@ -123,6 +123,20 @@ def test_check_with_nothing_pending_is_verification_not_found(
     assert audit.of(answer)["outcome"] == "verification_not_found"
 
 
+def test_the_email_channel_works_end_to_end(api: Callable[..., Any], sandbox: Any) -> None:
+    # Given the handlers / When a code is sent by e-mail to an address written in mixed case
+    client = api(AGENT_AUTH="none")
+    started = client.post("/start-verify", {"to": "Ada.Lovelace@Example.com", "channel": "email"})
+
+    # Then it goes to the address, and checking it (in any case) approves
+    assert started.status == 200, started.body
+    assert started.body["channel"] == "email"
+    assert [(m["to"], m["channel"]) for m in sandbox.outbox] == [("ada.lovelace@example.com", "email")]
+    code = sandbox.outbox[-1]["code"]
+    checked = client.post("/check-verify", {"to": "ADA.LOVELACE@example.com", "verification_code": code})
+    assert checked.status == 200, checked.body
+
+
 # --------------------------------------------------------------------------------------- CORS, routing
 
 
@@ -192,18 +206,28 @@ def test_options_answers_the_preflight_with_204(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/start-verify"), ("PUT", "/check-verify"), ("DELETE", "/customer-info"), ("GET", "/cancel-verify")],
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/start-verify", {"POST", "OPTIONS"}),
+        ("PUT", "/check-verify", {"POST", "OPTIONS"}),
+        ("DELETE", "/customer-info", {"GET", "POST", "OPTIONS"}),
+        ("GET", "/cancel-verify", {"POST", "OPTIONS"}),
+    ],
 )
 def test_a_wrong_method_on_a_known_path_is_405(
-    method: str, path: str, api: Callable[..., Any], make_event: Callable[..., Any], assert_error: Callable[..., Any]
+    method: str,
+    path: str,
+    allowed: set[str],
+    api: Callable[..., Any],
+    make_event: Callable[..., Any],
+    assert_error: Callable[..., Any],
 ) -> None:
     # Given the handlers / When a known path is called with a method it does not serve
     answer = api(AGENT_AUTH="none").send(make_event(method, path, query={"to": TO}))
 
-    # Then 405, telling which methods exist
+    # Then 405, telling which methods that path serves
     assert_error(answer, 405, "method_not_allowed")
-    assert answer.headers["Allow"] == "GET, POST, OPTIONS"
+    assert set(answer.headers["Allow"].split(", ")) == allowed
 
 
 def test_an_unknown_resource_is_404(
@@ -474,12 +498,6 @@ print(json.dumps(handler(event, make_context("start-verify"))))
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: http.serve calls observability.record() in its `finally` unguarded; when the metrics "
-    "namespace is missing (POWERTOOLS_METRICS_NAMESPACE unset at first import) flush_metrics raises "
-    "SchemaValidationError and the handler raises instead of answering (API Gateway 502, no CORS)",
-)
 def test_a_cold_container_without_the_metrics_namespace_still_answers_in_the_contract_shape() -> None:
     # Given a cold container (fresh interpreter) whose environment lacks the Powertools metrics namespace,
     # and whose Twilio secret still holds the template's placeholders (a first deploy)
