@@ -14,7 +14,7 @@ from callerauth.config import Settings
 from callerauth.privacy import Hasher
 from callerauth.store import Approval
 from callerauth.twilio_verify import Sent
-from callerauth.wiring import lambda_handler
+from callerauth.wiring import handler_for
 
 NOW = 1_800_000_000
 TO = "+15555550100"
@@ -86,7 +86,7 @@ def stub_handlers() -> dict[str, tuple[Callable[[dict[str, Any], Any], dict[str,
     }
     handlers = {}
     for endpoint, (path, method, action, body) in routes.items():
-        handler = lambda_handler({path: {method: action}}, container)
+        handler = handler_for({path: {method: action}}, container)
         event = {
             "resource": path,
             "path": path,

@@ -56,8 +56,7 @@ def banner(stack: Stack, agent_auth: str) -> str:
         f"  curl -s {stack.api_url}/check-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'"
         f" --data-urlencode 'verification_code=<code from the outbox>'{token_field}",
         f"  curl -s '{stack.api_url}/customer-info?to=%2B{SAMPLE_NUMBER[1:]}'"
-        f" -H 'X-Flex-Token: {token}'"
-        + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
+        f" -H 'X-Flex-Token: {token}'" + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
         "",
         "Ctrl-C to stop.",
     ]
@@ -82,11 +81,15 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        stack = start_stack(ROOT, api_port=api_port, sandbox_port=sandbox_port, dynamodb_port=dynamodb_port,
-                            announce=_say)
+        stack = start_stack(
+            ROOT, api_port=api_port, sandbox_port=sandbox_port, dynamodb_port=dynamodb_port, announce=_say
+        )
     except (OSError, ValueError) as exc:
-        hint = " (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT)" if getattr(
-            exc, "errno", None) == errno.EADDRINUSE else ""
+        hint = (
+            " (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT)"
+            if getattr(exc, "errno", None) == errno.EADDRINUSE
+            else ""
+        )
         print(f"devserver: cannot start: {exc}{hint}", file=sys.stderr)
         return 1
     with stack:

@@ -39,15 +39,18 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 # What API Gateway answers when the template does not customise a response type.
 _DEFAULTS: dict[str, tuple[int, str, str | None]] = {
-    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token",
-                                     "MissingAuthenticationTokenException"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token", "MissingAuthenticationTokenException"),
     "REQUEST_TOO_LARGE": (413, "Request Too Long", None),
     "INTEGRATION_TIMEOUT": (504, "Endpoint request timed out", None),
     "LAMBDA_ERROR": (502, "Internal server error", "InternalServerErrorException"),
 }
 # Response types that fall back to a DEFAULT_4XX / DEFAULT_5XX customisation, like API Gateway.
-_FAMILY = {"MISSING_AUTHENTICATION_TOKEN": "DEFAULT_4XX", "REQUEST_TOO_LARGE": "DEFAULT_4XX",
-           "INTEGRATION_TIMEOUT": "DEFAULT_5XX", "LAMBDA_ERROR": "DEFAULT_5XX"}
+_FAMILY = {
+    "MISSING_AUTHENTICATION_TOKEN": "DEFAULT_4XX",
+    "REQUEST_TOO_LARGE": "DEFAULT_4XX",
+    "INTEGRATION_TIMEOUT": "DEFAULT_5XX",
+    "LAMBDA_ERROR": "DEFAULT_5XX",
+}
 # Headers API Gateway does not pass through from a proxy response as they are: it renames them.
 _REMAPPED = {"authorization", "connection", "content-length", "date", "server", "www-authenticate"}
 _DROPPED = {"transfer-encoding"}
@@ -80,10 +83,17 @@ class Gateway:
     as one warm Lambda container would serve them.
     """
 
-    def __init__(self, routes: Sequence[Route], handler_for: Callable[[Route], Handler],
-                 responses: Mapping[str, GatewayResponse] | None = None, *, stage: str = "Prod",
-                 api_id: str = "1234567890", log: Callable[[str], None] = _stderr,
-                 integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        handler_for: Callable[[Route], Handler],
+        responses: Mapping[str, GatewayResponse] | None = None,
+        *,
+        stage: str = "Prod",
+        api_id: str = "1234567890",
+        log: Callable[[str], None] = _stderr,
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
+    ) -> None:
         self.routes = list(routes)
         self.responses = dict(responses or {})
         self.stage, self.api_id, self.log = stage, api_id, log
@@ -121,8 +131,10 @@ class Gateway:
             result, elapsed = self._invoke(call.route, event)
             response = self.translate(result)
         except Exception:  # whatever the handler did, API Gateway answers 502
-            self.log(f"{request.method} {request.path}: Lambda error (request {call.request_id})\n"
-                     + traceback.format_exc().rstrip())
+            self.log(
+                f"{request.method} {request.path}: Lambda error (request {call.request_id})\n"
+                + traceback.format_exc().rstrip()
+            )
             return self.gateway_response("LAMBDA_ERROR", call)
         # A function cannot be interrupted in-process; judge afterwards what the cloud would have done.
         if elapsed > call.route.timeout_seconds and call.route.timeout_seconds < self.integration_timeout:
@@ -136,8 +148,11 @@ class Gateway:
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for this request; a literal resource wins over one with path parameters."""
-        candidates = [(route, params) for route in self.routes
-                      if (params := route.match_path(path)) is not None and route.allows(method)]
+        candidates = [
+            (route, params)
+            for route in self.routes
+            if (params := route.match_path(path)) is not None and route.allows(method)
+        ]
         candidates.sort(key=lambda c: (bool(c[1]), c[0].method == "ANY"))
         return candidates[0] if candidates else None
 
@@ -147,8 +162,9 @@ class Gateway:
             handler = self._handlers.get(route.function_logical_id)
             if handler is None:
                 handler = self._handlers[route.function_logical_id] = self._handler_for(route)
-            context = make_context(route.function_logical_id, timeout_seconds=route.timeout_seconds,
-                                   memory_limit_in_mb=route.memory_mb)
+            context = make_context(
+                route.function_logical_id, timeout_seconds=route.timeout_seconds, memory_limit_in_mb=route.memory_mb
+            )
             started = time.monotonic()
             result = handler(event, context)
             elapsed = time.monotonic() - started
@@ -167,7 +183,8 @@ class Gateway:
             multi_headers.setdefault(name, []).append(value)
         client_ip = request.remote_addr or "127.0.0.1"
         forwarded = {
-            "X-Forwarded-For": f"{headers['X-Forwarded-For']}, {client_ip}" if "X-Forwarded-For" in headers
+            "X-Forwarded-For": f"{headers['X-Forwarded-For']}, {client_ip}"
+            if "X-Forwarded-For" in headers
             else client_ip,
             "X-Forwarded-Port": str(request.environ.get("SERVER_PORT", "")),
             "X-Forwarded-Proto": request.scheme,
@@ -279,8 +296,9 @@ class Gateway:
             if value is not None:
                 headers.append((name, value))
         if custom.templates:
-            content_type = "application/json" if "application/json" in custom.templates else next(
-                iter(custom.templates))
+            content_type = (
+                "application/json" if "application/json" in custom.templates else next(iter(custom.templates))
+            )
             body = self._render(custom.templates[content_type], call, response_type, message)
         else:
             content_type, body = "application/json", json.dumps({"message": message})
@@ -317,6 +335,7 @@ class Gateway:
 
 # ------------------------------------------------------------------------------------------- helpers
 
+
 def _event_body(body: bytes) -> tuple[str | None, bool]:
     if not body:
         return None, False
@@ -349,10 +368,9 @@ def _header_value(name: str, value: Any) -> str:
 
 
 def _mapped_value(expression: str, request: Request) -> str | None:
-    for prefix, source in (("method.request.header.", request.headers),
-                           ("method.request.querystring.", request.args)):
+    for prefix, source in (("method.request.header.", request.headers), ("method.request.querystring.", request.args)):
         if expression.startswith(prefix):
-            return source.get(expression[len(prefix):])
+            return source.get(expression[len(prefix) :])
     return None
 
 

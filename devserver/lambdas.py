@@ -24,8 +24,9 @@ _counter = itertools.count(1)
 _import_lock = threading.Lock()
 
 
-def load_handler(code_uri: str, handler: str, root: Path, *,
-                 layer_dirs: Sequence[str | Path] = ("layers/core",)) -> Handler:
+def load_handler(
+    code_uri: str, handler: str, root: Path, *, layer_dirs: Sequence[str | Path] = ("layers/core",)
+) -> Handler:
     """Import ``<root>/<code_uri>/<module>.py`` by path and return its handler function.
 
     Every function's file is called ``app.py``; importing them as ``app`` would make the second one the
@@ -39,8 +40,9 @@ def load_handler(code_uri: str, handler: str, root: Path, *,
     source = code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
     if not source.is_file():
         raise FileNotFoundError(f"handler source {source} does not exist")
-    module_name = "devserver_lambda_{}_{}".format(re.sub(r"\W", "_", f"{code_uri}_{module_path}").strip("_"),
-                                                  next(_counter))
+    module_name = "devserver_lambda_{}_{}".format(
+        re.sub(r"\W", "_", f"{code_uri}_{module_path}").strip("_"), next(_counter)
+    )
     with _import_lock:
         for layer in reversed(layer_dirs):
             layer_path = str((root / layer).resolve())
@@ -64,16 +66,18 @@ def load_handler(code_uri: str, handler: str, root: Path, *,
     return cast(Handler, function)
 
 
-def unload_project_modules(root: Path,
-                           subdirs: Sequence[str] = ("layers", "functions")) -> dict[str, ModuleType]:
+def unload_project_modules(root: Path, subdirs: Sequence[str] = ("layers", "functions")) -> dict[str, ModuleType]:
     """Forget (and return) the modules imported from the project's Lambda code: the next load is a cold start.
 
     The core caches configuration (table names, endpoints, secrets) at first use; a second local stack
     in the same process (tests) would otherwise inherit the first one's settings.
     """
     prefixes = tuple(str((root / d).resolve()) + "/" for d in subdirs)
-    gone = {name: module for name, module in list(sys.modules.items())
-            if str(getattr(module, "__file__", None) or "").startswith(prefixes)}
+    gone = {
+        name: module
+        for name, module in list(sys.modules.items())
+        if str(getattr(module, "__file__", None) or "").startswith(prefixes)
+    }
     for name in gone:
         sys.modules.pop(name, None)
     return gone
@@ -82,8 +86,14 @@ def unload_project_modules(root: Path,
 class LambdaContext:
     """The attributes of the Python runtime's context object that code and Powertools read."""
 
-    def __init__(self, function_name: str, *, timeout_seconds: float = 3.0, memory_limit_in_mb: int = 256,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        timeout_seconds: float = 3.0,
+        memory_limit_in_mb: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
@@ -101,7 +111,5 @@ class LambdaContext:
         return max(0, int((self._deadline - self._clock()) * 1000))
 
 
-def make_context(function_name: str, *, timeout_seconds: float = 3.0,
-                 memory_limit_in_mb: int = 256) -> LambdaContext:
-    return LambdaContext(function_name, timeout_seconds=timeout_seconds,
-                         memory_limit_in_mb=memory_limit_in_mb)
+def make_context(function_name: str, *, timeout_seconds: float = 3.0, memory_limit_in_mb: int = 256) -> LambdaContext:
+    return LambdaContext(function_name, timeout_seconds=timeout_seconds, memory_limit_in_mb=memory_limit_in_mb)

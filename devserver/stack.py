@@ -53,12 +53,13 @@ SANDBOX_AUTH_TOKEN = "5a" * 16
 SANDBOX_SERVICE_SID = "VA" + "fedcba9876543210" * 2
 # The state-table key secret when HASH_SECRET is not set. Fixed, so that local tools (ops/audit.py) can
 # find a destination's items in a running dev stack; the dev stack's data is in memory and fake anyway.
-DEV_HASH_SECRET = "callerauth-dev-only-hash-secret-never-deployed"  # noqa: S105 - dev placeholder
+DEV_HASH_SECRET = "callerauth-dev-only-hash-secret-never-deployed"
 
 Announce = Callable[[str], None]
 
 
 # ------------------------------------------------------------------------------------------ settings
+
 
 def read_dotenv(path: Path) -> dict[str, str]:
     """``KEY=VALUE`` lines; ``#`` comments, an optional ``export``, optional single or double quotes."""
@@ -92,6 +93,7 @@ def _has_twilio_credentials(settings: Mapping[str, str]) -> bool:
 
 # -------------------------------------------------------------------------------------------- tables
 
+
 def table_name(logical_id: str) -> str:
     """``StateTable`` → ``callerauth-state``, ``CustomersTable`` → ``callerauth-customers``."""
     base = logical_id.removesuffix("Table") or logical_id
@@ -112,8 +114,9 @@ def create_tables(client: DynamoDBClient, template: Template, names: Mapping[str
             client.delete_table(TableName=name)
         client.create_table(TableName=name, **spec.create_table_kwargs)
         if spec.ttl_attribute:
-            client.update_time_to_live(TableName=name, TimeToLiveSpecification={
-                "AttributeName": spec.ttl_attribute, "Enabled": True})
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True}
+            )
 
 
 def seed_customers(client: DynamoDBClient, table: str, path: Path = SAMPLE_CUSTOMERS) -> int:
@@ -125,6 +128,7 @@ def seed_customers(client: DynamoDBClient, table: str, path: Path = SAMPLE_CUSTO
 
 
 # ------------------------------------------------------------------------------------------- servers
+
 
 class _QuietHandler(WSGIRequestHandler):
     """No werkzeug access log: query strings carry phone numbers, and the gateway logs its own line."""
@@ -141,8 +145,7 @@ def _serve(app: WSGIApplication, port: int, name: str) -> tuple[BaseWSGIServer, 
     except SystemExit as exc:  # lost a race for the port after the check
         raise OSError(errno.EADDRINUSE, f"port {port} is in use") from exc
     # A short poll interval keeps shutdown() (and so Ctrl-C) quick.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name,
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True)
     thread.start()
     return server, thread
 
@@ -229,14 +232,23 @@ class Stack:
     def __enter__(self) -> Stack:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
-def start_stack(root: Path, *, api_port: int = 3000, sandbox_port: int = 3001, dynamodb_port: int = 3002,
-                env: Mapping[str, str] | None = None, announce: Announce = print,
-                customers_file: Path = SAMPLE_CUSTOMERS, fresh_modules: bool = True) -> Stack:
+def start_stack(
+    root: Path,
+    *,
+    api_port: int = 3000,
+    sandbox_port: int = 3001,
+    dynamodb_port: int = 3002,
+    env: Mapping[str, str] | None = None,
+    announce: Announce = print,
+    customers_file: Path = SAMPLE_CUSTOMERS,
+    fresh_modules: bool = True,
+) -> Stack:
     """Start moto, create and seed the tables, start the sandbox (without Twilio credentials) and the API.
 
     The handlers run in this process and read os.environ, which is set here and restored by ``stop()``.
@@ -247,17 +259,38 @@ def start_stack(root: Path, *, api_port: int = 3000, sandbox_port: int = 3001, d
     settings = resolve_settings(root, env)
     stack = Stack()
     try:
-        _start(stack, root, template, settings, api_port, sandbox_port, dynamodb_port, env or {}, announce,
-               customers_file, fresh_modules)
+        _start(
+            stack,
+            root,
+            template,
+            settings,
+            api_port,
+            sandbox_port,
+            dynamodb_port,
+            env or {},
+            announce,
+            customers_file,
+            fresh_modules,
+        )
     except BaseException:
         stack.stop()
         raise
     return stack
 
 
-def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, str], api_port: int,
-           sandbox_port: int, dynamodb_port: int, env: Mapping[str, str], announce: Announce,
-           customers_file: Path, fresh_modules: bool) -> None:
+def _start(
+    stack: Stack,
+    root: Path,
+    template: Template,
+    settings: Mapping[str, str],
+    api_port: int,
+    sandbox_port: int,
+    dynamodb_port: int,
+    env: Mapping[str, str],
+    announce: Announce,
+    customers_file: Path,
+    fresh_modules: bool,
+) -> None:
     # (a) DynamoDB. moto logs every request through werkzeug's logger; keep only warnings and errors.
     werkzeug_logger = logging.getLogger("werkzeug")
     stack._werkzeug_level = werkzeug_logger.level
@@ -269,8 +302,12 @@ def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, 
 
     # (b, c) Tables from the template's own definitions, customers from the sample file.
     client: DynamoDBClient = boto3.client(
-        "dynamodb", endpoint_url=stack.dynamodb_url, region_name=REGION,
-        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto's dummy keys
+        "dynamodb",
+        endpoint_url=stack.dynamodb_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     stack.table_names = {logical_id: table_name(logical_id) for logical_id in table_specs(template)}
     create_tables(client, template, stack.table_names)
     if "CustomersTable" in stack.table_names:
@@ -285,13 +322,15 @@ def _start(stack: Stack, root: Path, template: Template, settings: Mapping[str, 
     else:
         if any(settings.get(key, "").strip() for key in TWILIO_KEYS):
             announce(f"devserver: only some of {', '.join(TWILIO_KEYS)} are set; using the Twilio sandbox")
-        stack.sandbox = TwilioSandbox(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID,
-                                      announce=announce)
+        stack.sandbox = TwilioSandbox(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID, announce=announce)
         server, thread = _serve(stack.sandbox, sandbox_port, "twilio-sandbox")
         stack._servers.append((server, thread))
         stack.sandbox_url = f"http://{HOST}:{server.server_port}"
-        twilio = {"ACCOUNT_SID": SANDBOX_ACCOUNT_SID, "AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
-                  "VERIFY_SERVICE_SID": SANDBOX_SERVICE_SID}
+        twilio = {
+            "ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
+            "AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+            "VERIFY_SERVICE_SID": SANDBOX_SERVICE_SID,
+        }
         twilio_urls = {"TWILIO_VERIFY_BASE_URL": stack.sandbox_url, "TWILIO_IAM_BASE_URL": stack.sandbox_url}
 
     # (e) The handlers' environment, lowest precedence first: the template's literal values, .env settings

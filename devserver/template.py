@@ -111,7 +111,8 @@ def table_specs(template: Template) -> dict[str, TableSpec]:
         if billing == "PROVISIONED":
             kwargs["ProvisionedThroughput"] = _literal(
                 props.get("ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}),
-                f"{where}.ProvisionedThroughput")
+                f"{where}.ProvisionedThroughput",
+            )
         # CloudFormation accepts index properties CreateTable does not (ContributorInsightsSpecification).
         for prop, keys in (("GlobalSecondaryIndexes", _GSI_KEYS), ("LocalSecondaryIndexes", _LSI_KEYS)):
             if prop in props:
@@ -150,11 +151,15 @@ def literal_global_env(template: Template) -> dict[str, str]:
     """
     globals_ = (template.get("Globals") or {}).get("Function") or {}
     variables = ((globals_.get("Environment") or {}).get("Variables")) or {}
-    return {name: str(value) for name, value in variables.items()
-            if isinstance(value, str | int | float) and not isinstance(value, bool)}
+    return {
+        name: str(value)
+        for name, value in variables.items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    }
 
 
 # ---------------------------------------------------------------------------------------------- routes
+
 
 @dataclass(frozen=True)
 class Route:
@@ -217,25 +222,31 @@ def api_routes(template: Template) -> list[Route]:
                 raise ValueError(f"{logical_id}: CodeUri and Handler must be literal strings for local runs")
             timeout = _function_setting(props, globals_, "Timeout")
             memory = _function_setting(props, globals_, "MemorySize")
-            routes.append(Route(
-                path=str(event_props["Path"]),
-                method=str(event_props.get("Method", "any")).upper(),
-                function_logical_id=logical_id,
-                code_uri=code_uri,
-                handler=handler,
-                timeout_seconds=float(timeout) if isinstance(timeout, int | float) else SAM_DEFAULT_TIMEOUT,
-                memory_mb=int(memory) if isinstance(memory, int) else DEFAULT_MEMORY_MB,
-            ))
+            routes.append(
+                Route(
+                    path=str(event_props["Path"]),
+                    method=str(event_props.get("Method", "any")).upper(),
+                    function_logical_id=logical_id,
+                    code_uri=code_uri,
+                    handler=handler,
+                    timeout_seconds=float(timeout) if isinstance(timeout, int | float) else SAM_DEFAULT_TIMEOUT,
+                    memory_mb=int(memory) if isinstance(memory, int) else DEFAULT_MEMORY_MB,
+                )
+            )
     return routes
 
 
 def layer_dirs(template: Template) -> list[str]:
     """ContentUri of every layer: with a python BuildMethod, its top level is what ends up on sys.path."""
-    return [str(props["ContentUri"]) for _, props in _resources(template, "AWS::Serverless::LayerVersion")
-            if isinstance(props.get("ContentUri"), str)]
+    return [
+        str(props["ContentUri"])
+        for _, props in _resources(template, "AWS::Serverless::LayerVersion")
+        if isinstance(props.get("ContentUri"), str)
+    ]
 
 
 # ------------------------------------------------------------------------------------- gateway responses
+
 
 @dataclass(frozen=True)
 class GatewayResponse:
@@ -246,8 +257,9 @@ class GatewayResponse:
     templates: dict[str, str] = field(default_factory=dict)  # content type → body template
 
 
-def _gateway_response(response_type: str, status: Any, headers: Mapping[str, Any],
-                      templates: Mapping[str, Any]) -> GatewayResponse:
+def _gateway_response(
+    response_type: str, status: Any, headers: Mapping[str, Any], templates: Mapping[str, Any]
+) -> GatewayResponse:
     static: dict[str, str] = {}
     mapped: dict[str, str] = {}
     for name, value in headers.items():
@@ -271,13 +283,15 @@ def gateway_responses(template: Template) -> dict[str, GatewayResponse]:
         for response_type, spec in (props.get("GatewayResponses") or {}).items():
             params = spec.get("ResponseParameters") or {}
             found[response_type] = _gateway_response(
-                response_type, spec.get("StatusCode"), params.get("Headers") or {},
-                spec.get("ResponseTemplates") or {})
+                response_type, spec.get("StatusCode"), params.get("Headers") or {}, spec.get("ResponseTemplates") or {}
+            )
     for _, props in _resources(template, "AWS::ApiGateway::GatewayResponse"):
         prefix = "gatewayresponse.header."
-        headers = {k[len(prefix):]: v for k, v in (props.get("ResponseParameters") or {}).items()
-                   if k.startswith(prefix)}
+        headers = {
+            k[len(prefix) :]: v for k, v in (props.get("ResponseParameters") or {}).items() if k.startswith(prefix)
+        }
         response_type = str(props["ResponseType"])
         found[response_type] = _gateway_response(
-            response_type, props.get("StatusCode"), headers, props.get("ResponseTemplates") or {})
+            response_type, props.get("StatusCode"), headers, props.get("ResponseTemplates") or {}
+        )
     return found

@@ -118,9 +118,15 @@ class TwilioSandbox:
 
     timeout_seconds: float = 30.0  # how long Verify requests hang in "timeout" mode (tests may shorten it)
 
-    def __init__(self, account_sid: str, auth_token: str, service_sid: str, *,
-                 clock: Callable[[], float] = time.time,
-                 announce: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        service_sid: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        announce: Callable[[str], None] = print,
+    ) -> None:
         self.account_sid, self.auth_token, self.service_sid = account_sid, auth_token, service_sid
         self._clock, self._announce = clock, announce
         self._lock = threading.Lock()
@@ -132,18 +138,20 @@ class TwilioSandbox:
         self._pending_by_to: dict[str, str] = {}  # To → sid
         self._sends: dict[str, list[float]] = {}  # To → send times within the last CODE_TTL_SECONDS
         self.outbox: list[dict[str, Any]] = []
-        self._map = Map([
-            Rule("/v2/Services/<service>/Verifications", methods=["POST"], endpoint="send"),
-            Rule("/v2/Services/<service>/Verifications/<sid>", methods=["POST"], endpoint="update"),
-            Rule("/v2/Services/<service>/Verifications/<sid>", methods=["GET"], endpoint="fetch"),
-            Rule("/v2/Services/<service>/VerificationCheck", methods=["POST"], endpoint="check"),
-            Rule("/v1/Accounts/<account>/Tokens/validate", methods=["POST"], endpoint="iam"),
-            Rule("/outbox", methods=["GET"], endpoint="outbox"),
-            Rule("/outbox", methods=["DELETE"], endpoint="clear_outbox"),
-            Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
-            Rule("/sandbox/fail-next", methods=["POST"], endpoint="sandbox_fail"),
-            Rule("/sandbox/mode", methods=["POST"], endpoint="sandbox_mode"),
-        ])
+        self._map = Map(
+            [
+                Rule("/v2/Services/<service>/Verifications", methods=["POST"], endpoint="send"),
+                Rule("/v2/Services/<service>/Verifications/<sid>", methods=["POST"], endpoint="update"),
+                Rule("/v2/Services/<service>/Verifications/<sid>", methods=["GET"], endpoint="fetch"),
+                Rule("/v2/Services/<service>/VerificationCheck", methods=["POST"], endpoint="check"),
+                Rule("/v1/Accounts/<account>/Tokens/validate", methods=["POST"], endpoint="iam"),
+                Rule("/outbox", methods=["GET"], endpoint="outbox"),
+                Rule("/outbox", methods=["DELETE"], endpoint="clear_outbox"),
+                Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
+                Rule("/sandbox/fail-next", methods=["POST"], endpoint="sandbox_fail"),
+                Rule("/sandbox/mode", methods=["POST"], endpoint="sandbox_mode"),
+            ]
+        )
 
     # ------------------------------------------------------------------ controls
 
@@ -154,8 +162,14 @@ class TwilioSandbox:
         now = int(self._clock())
         digest = hashlib.sha256(f"{self.account_sid}:{identity}".encode()).hexdigest()
         flex = {"roles": list(roles), "worker_sid": "WK" + digest[:32], "realm_user_id": "US" + digest[32:]}
-        claims = {"iss": self.account_sid, "sub": self.account_sid, "jti": _sid("TK"), "iat": now,
-                  "exp": now + int(ttl_seconds), "grants": {"identity": identity, "flex": flex}}
+        claims = {
+            "iss": self.account_sid,
+            "sub": self.account_sid,
+            "jti": _sid("TK"),
+            "iat": now,
+            "exp": now + int(ttl_seconds),
+            "grants": {"identity": identity, "flex": flex},
+        }
         signing_input = _b64(b'{"alg":"HS256","typ":"JWT"}') + "." + _b64(json.dumps(claims).encode())
         signature = hmac.new(self.auth_token.encode(), signing_input.encode(), hashlib.sha256).digest()
         return signing_input + "." + _b64(signature)
@@ -207,8 +221,9 @@ class TwilioSandbox:
                 mode = self._mode
             if failure is not None:
                 status, code = failure
-                raise _TwilioError(status, code, "Sandbox injected error" if code is not None
-                                   else "Internal Server Error")
+                raise _TwilioError(
+                    status, code, "Sandbox injected error" if code is not None else "Internal Server Error"
+                )
             if mode == "malformed":
                 return Response("not json", status=200, content_type="application/json")
             self._authenticate(request)
@@ -224,9 +239,12 @@ class TwilioSandbox:
 
     def _authenticate(self, request: Request) -> None:
         auth = request.authorization
-        if (auth is None or auth.type != "basic"
-                or not hmac.compare_digest((auth.username or "").encode(), self.account_sid.encode())
-                or not hmac.compare_digest((auth.password or "").encode(), self.auth_token.encode())):
+        if (
+            auth is None
+            or auth.type != "basic"
+            or not hmac.compare_digest((auth.username or "").encode(), self.account_sid.encode())
+            or not hmac.compare_digest((auth.password or "").encode(), self.auth_token.encode())
+        ):
             raise _auth_error()
 
     # ------------------------------------------------------------------ Verify (called with the lock held)
@@ -255,8 +273,7 @@ class TwilioSandbox:
             v = self._send(form.get("To", ""), form.get("Channel", ""))
             return _json(self._verification_json(v, base), 201)
         if endpoint == "check":
-            return _json(self._check(form.get("To", ""), form.get("VerificationSid", ""),
-                                     form.get("Code", "")))
+            return _json(self._check(form.get("To", ""), form.get("VerificationSid", ""), form.get("Code", "")))
         sid = str(args["sid"])
         shown = sid if VERIFICATION_SID.match(sid) else mask(sid)
         v = self._find(sid, f"/Services/{self.service_sid}/Verifications/{shown}")
@@ -289,8 +306,7 @@ class TwilioSandbox:
             v.channel, v.updated = channel, now
         shown_channel = channel if channel == "whatsapp" else channel.upper()  # as in Twilio's examples
         v.attempts.append({"time": iso(now), "channel": shown_channel, "attempt_sid": _sid("VL")})
-        self.outbox.append({"to": to, "channel": channel, "code": v.code, "sentAt": iso(now),
-                            "verificationSid": v.sid})
+        self.outbox.append({"to": to, "channel": channel, "code": v.code, "sentAt": iso(now), "verificationSid": v.sid})
         self._announce(f"[twilio sandbox] {channel} to {mask(to)} — code {v.code} ({v.sid})")
         return v
 
@@ -307,17 +323,39 @@ class TwilioSandbox:
         else:
             v.wrong_checks += 1
             v.updated = self._clock()
-        return {"sid": v.sid, "service_sid": self.service_sid, "account_sid": self.account_sid, "to": v.to,
-                "channel": v.channel, "status": v.status, "valid": v.status == "approved", "amount": None,
-                "payee": None, "sna_attempts_error_codes": [], "date_created": iso(v.created),
-                "date_updated": iso(v.updated)}
+        return {
+            "sid": v.sid,
+            "service_sid": self.service_sid,
+            "account_sid": self.account_sid,
+            "to": v.to,
+            "channel": v.channel,
+            "status": v.status,
+            "valid": v.status == "approved",
+            "amount": None,
+            "payee": None,
+            "sna_attempts_error_codes": [],
+            "date_created": iso(v.created),
+            "date_updated": iso(v.updated),
+        }
 
     def _verification_json(self, v: _Verification, base: str) -> dict[str, Any]:
-        return {"sid": v.sid, "service_sid": self.service_sid, "account_sid": self.account_sid, "to": v.to,
-                "channel": v.channel, "status": v.status, "valid": v.status == "approved", "lookup": {},
-                "amount": None, "payee": None, "send_code_attempts": list(v.attempts),
-                "date_created": iso(v.created), "date_updated": iso(v.updated), "sna": None,
-                "url": base + v.sid}
+        return {
+            "sid": v.sid,
+            "service_sid": self.service_sid,
+            "account_sid": self.account_sid,
+            "to": v.to,
+            "channel": v.channel,
+            "status": v.status,
+            "valid": v.status == "approved",
+            "lookup": {},
+            "amount": None,
+            "payee": None,
+            "send_code_attempts": list(v.attempts),
+            "date_created": iso(v.created),
+            "date_updated": iso(v.updated),
+            "sna": None,
+            "url": base + v.sid,
+        }
 
     # ------------------------------------------------------------------ IAM
 
@@ -333,13 +371,31 @@ class TwilioSandbox:
         token = body.get("token") if isinstance(body, dict) else None
         claims = self._token_claims(token) if isinstance(token, str) else None
         if claims is None:
-            return _json({"valid": False, "code": 20107, "message": "Invalid Access Token",
-                          "expiration": None, "realm_user_id": None, "identity": None, "roles": None,
-                          "worker_sid": None})
+            return _json(
+                {
+                    "valid": False,
+                    "code": 20107,
+                    "message": "Invalid Access Token",
+                    "expiration": None,
+                    "realm_user_id": None,
+                    "identity": None,
+                    "roles": None,
+                    "worker_sid": None,
+                }
+            )
         flex = claims["grants"]["flex"]
-        return _json({"valid": True, "code": 0, "message": None, "expiration": iso(claims["exp"]),
-                      "realm_user_id": flex["realm_user_id"], "identity": claims["grants"]["identity"],
-                      "roles": flex["roles"], "worker_sid": flex["worker_sid"]})
+        return _json(
+            {
+                "valid": True,
+                "code": 0,
+                "message": None,
+                "expiration": iso(claims["exp"]),
+                "realm_user_id": flex["realm_user_id"],
+                "identity": claims["grants"]["identity"],
+                "roles": flex["roles"],
+                "worker_sid": flex["worker_sid"],
+            }
+        )
 
     def _token_claims(self, token: str) -> dict[str, Any] | None:
         """The claims of a token this sandbox issued, if its signature holds and it has not expired."""

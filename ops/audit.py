@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         to = recipient({"to": args.to})
-    except Exception:  # noqa: BLE001 - any validation error: say what is expected
+    except Exception:
         print("expected an E.164 number such as +15555550100, or an e-mail address", file=sys.stderr)
         return 2
     if args.stack:

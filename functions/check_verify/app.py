@@ -1,6 +1,7 @@
 """POST /check-verify: check the code the caller read back; record the approval."""
 
 from callerauth.actions import check_verify
-from callerauth.wiring import lambda_handler
+from callerauth.wiring import handler_for
 
-lambda_handler = lambda_handler({"/check-verify": {"POST": check_verify}})
+routes = {"/check-verify": {"POST": check_verify}}
+lambda_handler = handler_for(routes)

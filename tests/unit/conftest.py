@@ -1,5 +1,8 @@
 """Fixtures for the core's unit tests: moto tables built from template.yaml, and fakes for Twilio and IAM.
 
+DynamoDB comes from the shared ``aws`` fixture (tests/conftest.py). The clock here is the tests' own: it starts
+800 s into a fixed hour (20 s into a minute), so that a window's end and "now" are never the same instant.
+
 The fakes are plain classes exposed through fixtures (``world``, ``world_factory``, ``log_lines``), so that
 test modules never import this file. Nothing here is autouse: other test modules in this folder are unaffected.
 """
@@ -14,10 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-
 from callerauth import errors
 from callerauth.actions import Services
 from callerauth.agents import FlexAgents
@@ -26,10 +26,10 @@ from callerauth.http import Reply, Request
 from callerauth.privacy import Hasher
 from callerauth.store import StateStore
 from callerauth.twilio_verify import Sent
+
 from devserver.template import load_template, table_specs
 
 ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 HASH_SECRET = b"unit-test-hash-secret-0123456789"
 START_TIME = 1_700_000_000  # 800 s into a fixed hour, 20 s into a fixed minute
 TWILIO_CODE_LIFETIME = 600  # a Twilio verification lives 10 minutes
@@ -89,8 +89,9 @@ class FakeVerify:
         self._maybe_fail("start")
         current = self._live(to)
         if current is None:
-            current = Pending(f"VE{next(self._sids):032x}", f"{next(self._codes) % 1_000_000:06d}", channel,
-                              self._clock())
+            current = Pending(
+                f"VE{next(self._sids):032x}", f"{next(self._codes) % 1_000_000:06d}", channel, self._clock()
+            )
             self.pending[to] = current
         return Sent(sid=current.sid, status="pending", channel=channel)
 
@@ -141,11 +142,16 @@ class FakeIam:
         self.answers: dict[str, dict[str, Any]] = {}
         self.calls = 0
 
-    def add(self, token: str, identity: str, roles: tuple[str, ...] = ("agent",),
-            worker_sid: str | None = None) -> None:
-        self.answers[token] = {"valid": True, "identity": identity, "roles": list(roles),
-                               "worker_sid": worker_sid or f"WK{uuid.uuid4().hex}",
-                               "expiration": "2099-01-01T00:00:00Z"}
+    def add(
+        self, token: str, identity: str, roles: tuple[str, ...] = ("agent",), worker_sid: str | None = None
+    ) -> None:
+        self.answers[token] = {
+            "valid": True,
+            "identity": identity,
+            "roles": list(roles),
+            "worker_sid": worker_sid or f"WK{uuid.uuid4().hex}",
+            "expiration": "2099-01-01T00:00:00Z",
+        }
 
     def validate(self, token: str) -> dict[str, Any]:
         self.calls += 1
@@ -181,15 +187,26 @@ class World:
     services: Services
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
-    def request(self, path: str, fields: Mapping[str, str] | None = None, token: str | None = AGENT_A,
-                method: str = "POST", source_ip: str = "203.0.113.7") -> Request:
+    def request(
+        self,
+        path: str,
+        fields: Mapping[str, str] | None = None,
+        token: str | None = AGENT_A,
+        method: str = "POST",
+        source_ip: str = "203.0.113.7",
+    ) -> Request:
         values = dict(fields or {})
         if token is not None:
             values["token"] = token
         return Request(method, path, values, {}, source_ip, f"req-{next(self._ids)}")
 
-    def call(self, action: Callable[[Request, Any], Reply], fields: Mapping[str, str] | None = None,
-             token: str | None = AGENT_A, services: Any = None) -> Outcome:
+    def call(
+        self,
+        action: Callable[[Request, Any], Reply],
+        fields: Mapping[str, str] | None = None,
+        token: str | None = AGENT_A,
+        services: Any = None,
+    ) -> Outcome:
         """Run ``action``; count the audit items written under the request's destination."""
         to = str((fields or {}).get("to", "")).strip()
         to = to.lower() if "@" in to else to
@@ -204,8 +221,7 @@ class World:
     # -- looking at the tables --------------------------------------------------------------
 
     def items(self) -> list[dict[str, Any]]:
-        pages = self.client.get_paginator("scan").paginate(TableName=self.settings.state_table,
-                                                            ConsistentRead=True)
+        pages = self.client.get_paginator("scan").paginate(TableName=self.settings.state_table, ConsistentRead=True)
         return [item for page in pages for item in page["Items"]]
 
     def audits(self) -> list[dict[str, Any]]:
@@ -215,23 +231,36 @@ class World:
         """AUDIT# items: under one destination (a cheap query), or in the whole table."""
         audit = {":audit": {"S": "AUDIT#"}}
         if to:
-            return int(self.client.query(
-                TableName=self.settings.state_table, Select="COUNT", ConsistentRead=True,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
-                ExpressionAttributeValues={":pk": {"S": self.pk(to)}, **audit})["Count"])
+            return int(
+                self.client.query(
+                    TableName=self.settings.state_table,
+                    Select="COUNT",
+                    ConsistentRead=True,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
+                    ExpressionAttributeValues={":pk": {"S": self.pk(to)}, **audit},
+                )["Count"]
+            )
         pages = self.client.get_paginator("scan").paginate(
-            TableName=self.settings.state_table, Select="COUNT", ConsistentRead=True,
-            FilterExpression="begins_with(sk, :audit)", ExpressionAttributeValues=audit)
+            TableName=self.settings.state_table,
+            Select="COUNT",
+            ConsistentRead=True,
+            FilterExpression="begins_with(sk, :audit)",
+            ExpressionAttributeValues=audit,
+        )
         return sum(int(page["Count"]) for page in pages)
 
     def state(self, to: str) -> dict[str, Any] | None:
-        item = self.client.get_item(TableName=self.settings.state_table, ConsistentRead=True,
-                                    Key={"pk": {"S": self.pk(to)}, "sk": {"S": "STATE"}}).get("Item")
+        item = self.client.get_item(
+            TableName=self.settings.state_table,
+            ConsistentRead=True,
+            Key={"pk": {"S": self.pk(to)}, "sk": {"S": "STATE"}},
+        ).get("Item")
         return plain(item) if item else None
 
     def counter(self, pk: str, sk: str) -> int:
-        item = self.client.get_item(TableName=self.settings.state_table, ConsistentRead=True,
-                                    Key={"pk": {"S": pk}, "sk": {"S": sk}}).get("Item")
+        item = self.client.get_item(
+            TableName=self.settings.state_table, ConsistentRead=True, Key={"pk": {"S": pk}, "sk": {"S": sk}}
+        ).get("Item")
         return int(item["n"]["N"]) if item else 0
 
     def pk(self, to: str) -> str:
@@ -253,33 +282,19 @@ def plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: deserialize(v) for k, v in item.items()}
 
 
-AWS_ENV = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_SESSION_TOKEN": "testing"}
-
-
 @pytest.fixture(scope="session")
 def template_tables() -> dict[str, Any]:
     return table_specs(load_template(ROOT / "template.yaml"))
 
 
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    """moto's in-process DynamoDB, one per test module (each test makes its own tables: see world_factory).
-
-    Dummy credentials and a region, so that nothing can ever reach a real AWS account.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in AWS_ENV.items():
-            patch.setenv(name, value)
-        for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
-            patch.delenv(name, raising=False)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name=REGION)
-
-
 @pytest.fixture
-def world_factory(dynamodb: Any, template_tables: dict[str, Any]) -> Callable[..., World]:
-    """``world_factory(**settings)``: fresh tables (from template.yaml's definitions), fakes, real actions."""
+def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., World]:
+    """``world_factory(**settings)``: fresh tables (from template.yaml's definitions), fakes, real actions.
+
+    DynamoDB is the shared ``aws`` fixture (tests/conftest.py: moto, dummy credentials); every world gets
+    tables of its own in it, so that each Hypothesis example starts empty.
+    """
+    dynamodb = aws.client
 
     def make(**overrides: Any) -> World:
         suffix = uuid.uuid4().hex[:12]
@@ -287,19 +302,25 @@ def world_factory(dynamodb: Any, template_tables: dict[str, Any]) -> Callable[..
         for logical_id, spec in template_tables.items():
             dynamodb.create_table(TableName=names[logical_id], **spec.create_table_kwargs)
             if spec.ttl_attribute:
-                dynamodb.update_time_to_live(TableName=names[logical_id], TimeToLiveSpecification={
-                    "AttributeName": spec.ttl_attribute, "Enabled": True})
-        settings = Settings(state_table=names["StateTable"], customers_table=names["CustomersTable"],
-                            **overrides)
+                dynamodb.update_time_to_live(
+                    TableName=names[logical_id],
+                    TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
+                )
+        settings = Settings(state_table=names["StateTable"], customers_table=names["CustomersTable"], **overrides)
         clock = FakeClock()
         verify = FakeVerify(clock)
         iam = FakeIam()
         iam.add(AGENT_A, "agent-a@example.com", worker_sid="WK" + "a" * 32)
         iam.add(AGENT_B, "agent-b@example.com", worker_sid="WK" + "b" * 32)
         iam.add(SUPERVISOR_ONLY_ROLE, "guest@example.com", roles=("guest",))
-        services = Services(settings=settings, store=StateStore(dynamodb, settings), verify=verify,
-                            agents=FlexAgents(iam, settings.allowed_roles, clock), hasher=Hasher(HASH_SECRET),
-                            clock=clock)
+        services = Services(
+            settings=settings,
+            store=StateStore(dynamodb, settings),
+            verify=verify,
+            agents=FlexAgents(iam, settings.allowed_roles, clock),
+            hasher=Hasher(HASH_SECRET),
+            clock=clock,
+        )
         return World(dynamodb, settings, clock, verify, iam, services)
 
     return make
@@ -339,5 +360,3 @@ def log_lines() -> Iterator[list[str]]:
         yield capture.lines
     finally:
         target.removeHandler(capture)
-
-

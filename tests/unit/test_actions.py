@@ -17,7 +17,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
 from callerauth import errors
 from callerauth.actions import cancel_verify, check_verify, customer_info, start_verify
 from callerauth.agents import AnonymousAgents
@@ -72,9 +71,12 @@ def closed_port_client() -> Any:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{port}",
-                        config=Config(connect_timeout=1, read_timeout=1,
-                                      retries={"mode": "standard", "max_attempts": 1}))
+    return boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        config=Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "max_attempts": 1}),
+    )
 
 
 class FailingClient:
@@ -90,8 +92,15 @@ class FailingClient:
 
         def call(**kwargs: Any) -> Any:
             if self._fail(name, kwargs):
-                raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
-                                             "Message": "Rate of requests exceeds the allowed throughput."}}, name)
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "ProvisionedThroughputExceededException",
+                            "Message": "Rate of requests exceeds the allowed throughput.",
+                        }
+                    },
+                    name,
+                )
             return attribute(**kwargs)
 
         return call
@@ -106,8 +115,7 @@ def test_start_sends_a_code_and_answers_like_the_reference_backend(world: Any) -
     out = send(world)
 
     # Then
-    assert (out.status, out.body) == (200, {"success": True, "status": "pending", "channel": "sms",
-                                            "resendAfter": 30})
+    assert (out.status, out.body) == (200, {"success": True, "status": "pending", "channel": "sms", "resendAfter": 30})
     assert world.verify.calls == [("start", TO)]
     assert out.audits == 1
     [audit] = world.audits()
@@ -182,17 +190,21 @@ def test_the_cooldown_ends_exactly_after_send_cooldown_seconds(world: Any) -> No
     assert on_time.status == 200
 
 
-@pytest.mark.parametrize(("twilio_error", "status", "code"), [
-    (error_for(503, None), 503, "upstream_unavailable"),
-    (error_for(429, 20429), 503, "upstream_unavailable"),
-    (error_for(429, 60203), 429, "max_send_attempts"),
-    (error_for(403, 60605), 403, "destination_blocked"),
-    (error_for(400, 60205), 403, "destination_blocked"),
-    (error_for(400, 60200), 400, "invalid_parameter"),
-    (error_for(400, 21608), 502, "upstream_error"),
-])
-def test_a_twilio_failure_on_start_releases_the_reservation(world: Any, twilio_error: errors.ApiError, status: int,
-                                                            code: str) -> None:
+@pytest.mark.parametrize(
+    ("twilio_error", "status", "code"),
+    [
+        (error_for(503, None), 503, "upstream_unavailable"),
+        (error_for(429, 20429), 503, "upstream_unavailable"),
+        (error_for(429, 60203), 429, "max_send_attempts"),
+        (error_for(403, 60605), 403, "destination_blocked"),
+        (error_for(400, 60205), 403, "destination_blocked"),
+        (error_for(400, 60200), 400, "invalid_parameter"),
+        (error_for(400, 21608), 502, "upstream_error"),
+    ],
+)
+def test_a_twilio_failure_on_start_releases_the_reservation(
+    world: Any, twilio_error: errors.ApiError, status: int, code: str
+) -> None:
     # Given Twilio failing the send
     world.verify.fail("start", twilio_error)
 
@@ -317,8 +329,15 @@ def test_the_country_allow_list_blocks_other_numbers_but_not_email(world_factory
     assert world.verify.calls == [("start", "+447700900123"), ("start", "jane@example.com")]
 
 
-@pytest.mark.parametrize(("token", "code"), [(None, "agent_auth_required"), ("", "agent_auth_required"),
-                                             ("forged", "agent_auth_invalid"), (GUEST, "agent_auth_invalid")])
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (None, "agent_auth_required"),
+        ("", "agent_auth_required"),
+        ("forged", "agent_auth_invalid"),
+        (GUEST, "agent_auth_invalid"),
+    ],
+)
 def test_start_needs_a_valid_flex_token_with_an_allowed_role(world: Any, token: str | None, code: str) -> None:
     # Given / When
     out = send(world, token=token)
@@ -357,8 +376,10 @@ def test_the_right_code_approves(world: Any) -> None:
     out = check_right(world, task_sid=TASK)
 
     # Then
-    assert (out.status, out.body) == (200, {"success": True, "message": "Verification success.",
-                                            "verifiedUntil": iso(START + 45 + 300)})
+    assert (out.status, out.body) == (
+        200,
+        {"success": True, "message": "Verification success.", "verifiedUntil": iso(START + 45 + 300)},
+    )
     state = world.state(TO)
     assert (state["approved_by"], state["approved_task"]) == (IDENTITY_A, TASK)
     assert (state["approved_at"], state["approved_until"]) == (START + 45, START + 345)
@@ -375,9 +396,11 @@ def test_a_wrong_code_answers_incorrect_token_and_counts(world: Any) -> None:
 
     # Then: the reference backend's answer, in the contract's shape
     assert out.status == 401
-    assert out.body == {"success": False, "message": "Incorrect token.",
-                        "error": {"code": "incorrect_code", "message": "Incorrect token.",
-                                  "moreInfo": errors.VERIFY_DOCS}}
+    assert out.body == {
+        "success": False,
+        "message": "Incorrect token.",
+        "error": {"code": "incorrect_code", "message": "Incorrect token.", "moreInfo": errors.VERIFY_DOCS},
+    }
     assert world.state(TO)["failed"] == 1
     assert out.audits == 1
 
@@ -452,14 +475,18 @@ def test_a_success_resets_the_failure_count(world: Any) -> None:
     assert world.state(TO)["failed"] == 2
 
 
-@pytest.mark.parametrize(("twilio_error", "status", "code"), [
-    (error_for(503, None), 503, "upstream_unavailable"),
-    (error_for(429, 60202), 429, "too_many_attempts"),
-    (error_for(400, 60200), 400, "invalid_parameter"),
-    (error_for(400, 99999), 502, "upstream_error"),
-])
-def test_a_twilio_error_on_check_is_not_a_failed_check(world: Any, twilio_error: errors.ApiError, status: int,
-                                                       code: str) -> None:
+@pytest.mark.parametrize(
+    ("twilio_error", "status", "code"),
+    [
+        (error_for(503, None), 503, "upstream_unavailable"),
+        (error_for(429, 60202), 429, "too_many_attempts"),
+        (error_for(400, 60200), 400, "invalid_parameter"),
+        (error_for(400, 99999), 502, "upstream_error"),
+    ],
+)
+def test_a_twilio_error_on_check_is_not_a_failed_check(
+    world: Any, twilio_error: errors.ApiError, status: int, code: str
+) -> None:
     # Given two failures already, then Twilio failing three checks
     send(world)
     check_wrong(world)
@@ -516,22 +543,30 @@ def test_customer_info_serves_the_visible_fields_to_the_approving_agent(world: A
 
     # Then
     assert out.status == 200
-    assert out.body == {"success": True, "verifiedAt": iso(START), "verifiedUntil": iso(START + 300),
-                        "customer": {"name": "Jane Doe", "tier": "gold", "accountNumber": "AC-1"}}
+    assert out.body == {
+        "success": True,
+        "verifiedAt": iso(START),
+        "verifiedUntil": iso(START + 300),
+        "customer": {"name": "Jane Doe", "tier": "gold", "accountNumber": "AC-1"},
+    }
     assert out.audits == 1
     assert world.audits()[-1]["outcome"] == "served"
 
 
-@pytest.mark.parametrize(("approved_task", "token", "asked_task", "status"), [
-    (TASK, AGENT_A, {"task_sid": TASK}, 200),
-    (TASK, AGENT_A, {}, 200),  # only one side names a task
-    (None, AGENT_A, {"task_sid": OTHER_TASK}, 200),
-    (TASK, AGENT_A, {"task_sid": OTHER_TASK}, 403),
-    (TASK, AGENT_B, {"task_sid": TASK}, 403),
-    (None, AGENT_B, {}, 403),
-])
-def test_an_approval_is_bound_to_its_agent_and_task(world: Any, approved_task: str | None, token: str,
-                                                    asked_task: dict[str, str], status: int) -> None:
+@pytest.mark.parametrize(
+    ("approved_task", "token", "asked_task", "status"),
+    [
+        (TASK, AGENT_A, {"task_sid": TASK}, 200),
+        (TASK, AGENT_A, {}, 200),  # only one side names a task
+        (None, AGENT_A, {"task_sid": OTHER_TASK}, 200),
+        (TASK, AGENT_A, {"task_sid": OTHER_TASK}, 403),
+        (TASK, AGENT_B, {"task_sid": TASK}, 403),
+        (None, AGENT_B, {}, 403),
+    ],
+)
+def test_an_approval_is_bound_to_its_agent_and_task(
+    world: Any, approved_task: str | None, token: str, asked_task: dict[str, str], status: int
+) -> None:
     # Given agent A's approval (for a task, or not)
     world.seed_customer(TO, name="Jane Doe")
     approve(world, **({"task_sid": approved_task} if approved_task else {}))
@@ -681,18 +716,30 @@ def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_fa
     assert {label: o.audits for label, o in outcomes} == {label: 1 for label, _ in outcomes}
     assert world.audit_count() - before == len(outcomes) + 1  # and the unrecorded send
     assert {label: (o.status, o.code) for label, o in outcomes} == {
-        "start: no token": (403, "agent_auth_required"), "start: bad token": (403, "agent_auth_invalid"),
-        "start: blocked country": (403, "destination_blocked"), "start: twilio down": (503, "upstream_unavailable"),
-        "start: sent": (200, None), "start: cooldown": (429, "rate_limited"),
-        "check: no token": (403, "agent_auth_required"), "check: wrong": (401, "incorrect_code"),
-        "check: twilio down": (503, "upstream_unavailable"), "check: locked now": (429, "too_many_attempts"),
-        "check: locked": (429, "too_many_attempts"), "start: locked": (429, "too_many_attempts"),
-        "info: not verified": (403, "not_verified"), "check: approved": (200, None),
-        "check: spent": (404, "verification_not_found"), "info: served": (200, None),
-        "info: other agent": (403, "not_verified"), "info: no token": (403, "agent_auth_required"),
-        "start: other number": (200, None), "check: other number": (200, None),
-        "info: no customer": (404, "customer_not_found"), "cancel: nothing pending": (200, None),
-        "cancel: twilio down": (503, "upstream_unavailable"), "cancel: canceled": (200, None),
+        "start: no token": (403, "agent_auth_required"),
+        "start: bad token": (403, "agent_auth_invalid"),
+        "start: blocked country": (403, "destination_blocked"),
+        "start: twilio down": (503, "upstream_unavailable"),
+        "start: sent": (200, None),
+        "start: cooldown": (429, "rate_limited"),
+        "check: no token": (403, "agent_auth_required"),
+        "check: wrong": (401, "incorrect_code"),
+        "check: twilio down": (503, "upstream_unavailable"),
+        "check: locked now": (429, "too_many_attempts"),
+        "check: locked": (429, "too_many_attempts"),
+        "start: locked": (429, "too_many_attempts"),
+        "info: not verified": (403, "not_verified"),
+        "check: approved": (200, None),
+        "check: spent": (404, "verification_not_found"),
+        "info: served": (200, None),
+        "info: other agent": (403, "not_verified"),
+        "info: no token": (403, "agent_auth_required"),
+        "start: other number": (200, None),
+        "check: other number": (200, None),
+        "info: no customer": (404, "customer_not_found"),
+        "cancel: nothing pending": (200, None),
+        "cancel: twilio down": (503, "upstream_unavailable"),
+        "cancel: canceled": (200, None),
         "cancel: no token": (403, "agent_auth_required"),
     }
 
@@ -700,12 +747,16 @@ def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_fa
 # ------------------------------------------------------------------------------------------ DynamoDB down
 
 
-@pytest.mark.parametrize("act", [
-    lambda world, services: world.call(start_verify, {"to": TO}, services=services),
-    lambda world, services: world.call(check_verify, {"to": TO, "verification_code": "123456"}, services=services),
-    lambda world, services: world.call(cancel_verify, {"to": TO}, services=services),
-    lambda world, services: world.call(customer_info, {"to": TO}, services=services),
-], ids=["start", "check", "cancel", "customer_info"])
+@pytest.mark.parametrize(
+    "act",
+    [
+        lambda world, services: world.call(start_verify, {"to": TO}, services=services),
+        lambda world, services: world.call(check_verify, {"to": TO, "verification_code": "123456"}, services=services),
+        lambda world, services: world.call(cancel_verify, {"to": TO}, services=services),
+        lambda world, services: world.call(customer_info, {"to": TO}, services=services),
+    ],
+    ids=["start", "check", "cancel", "customer_info"],
+)
 def test_dynamodb_unreachable_answers_503_and_sends_nothing(world: Any, act: Callable[..., Any]) -> None:
     # Given DynamoDB unreachable (connection refused)
     services = world.with_store_client(closed_port_client())
@@ -741,9 +792,17 @@ def test_a_failed_approval_write_records_neither_approval_nor_audit(world: Any) 
     # Given a pending code, and DynamoDB failing the transaction that records the approval
     world.seed_customer(TO, name="Jane Doe")
     send(world)
-    services = world.with_store_client(FailingClient(
-        world.client, lambda name, kw: name == "transact_write_items"
-        and any("approved_by" in item.get("Update", {}).get("UpdateExpression", "") for item in kw["TransactItems"])))
+    services = world.with_store_client(
+        FailingClient(
+            world.client,
+            lambda name, kw: (
+                name == "transact_write_items"
+                and any(
+                    "approved_by" in item.get("Update", {}).get("UpdateExpression", "") for item in kw["TransactItems"]
+                )
+            ),
+        )
+    )
 
     # When
     out = world.call(check_verify, {"to": TO, "verification_code": world.verify.code_for(TO)}, services=services)

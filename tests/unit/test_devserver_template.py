@@ -41,6 +41,7 @@ def real_template() -> dict:
 
 # ------------------------------------------------------------------------------------- loading
 
+
 def test_short_tags_become_their_long_form() -> None:
     # Given a template using CloudFormation's short tags in every node kind
     text = """
@@ -91,6 +92,7 @@ def test_a_document_without_resources_is_refused() -> None:
 
 # -------------------------------------------------------------------------------------- tables
 
+
 def test_table_specs_give_create_table_arguments_and_ttl(fixture_template: dict) -> None:
     # Given the fixture's two tables (with properties CreateTable does not know)
     # When their specs are read
@@ -100,15 +102,20 @@ def test_table_specs_give_create_table_arguments_and_ttl(fixture_template: dict)
     state = specs["StateTable"]
     assert state.ttl_attribute == "expires_at"
     assert state.create_table_kwargs == {
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                 {"AttributeName": "sk", "AttributeType": "S"},
-                                 {"AttributeName": "gsi1pk", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
-                      {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "gsi1pk", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         "BillingMode": "PAY_PER_REQUEST",
-        "GlobalSecondaryIndexes": [{"IndexName": "gsi1",
-                                    "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"}],
-                                    "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "gsi1",
+                "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
     }
     customers = specs["CustomersTable"]
     assert customers.ttl_attribute is None
@@ -156,8 +163,7 @@ Resources:
 def test_table_env_vars_follow_the_functions_refs(fixture_template: dict) -> None:
     # Given STATE_TABLE in Globals and CUSTOMERS_TABLE on one function, both !Ref a table
     # When / Then
-    assert table_env_vars(fixture_template) == {"STATE_TABLE": "StateTable",
-                                                "CUSTOMERS_TABLE": "CustomersTable"}
+    assert table_env_vars(fixture_template) == {"STATE_TABLE": "StateTable", "CUSTOMERS_TABLE": "CustomersTable"}
 
 
 def test_literal_global_env_skips_intrinsics(fixture_template: dict) -> None:
@@ -167,6 +173,7 @@ def test_literal_global_env_skips_intrinsics(fixture_template: dict) -> None:
 
 
 # -------------------------------------------------------------------------------------- routes
+
 
 def test_api_routes_come_from_api_events_only(fixture_template: dict) -> None:
     # Given three functions, one with two Api events and one with a Schedule event as well
@@ -189,12 +196,15 @@ def test_layer_dirs(fixture_template: dict) -> None:
     assert layer_dirs(fixture_template) == ["layers/core/"]
 
 
-@pytest.mark.parametrize(("path", "expected"), [
-    ("/start-verify", {}),
-    ("/start-verify/", {}),  # API Gateway ignores one trailing slash
-    ("/start-verify/x", None),
-    ("/start-verifyx", None),
-])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/start-verify", {}),
+        ("/start-verify/", {}),  # API Gateway ignores one trailing slash
+        ("/start-verify/x", None),
+        ("/start-verifyx", None),
+    ],
+)
 def test_literal_route_matching(path: str, expected: dict | None) -> None:
     # Given a literal route
     route = Route("/start-verify", "ANY", "F", "functions/f/", "app.handler")
@@ -216,6 +226,7 @@ def test_path_parameters_and_greedy_proxy() -> None:
 
 # --------------------------------------------------------------------------- gateway responses
 
+
 def test_gateway_responses_strip_quotes_and_keep_templates(fixture_template: dict) -> None:
     # Given the fixture's two customised responses
     # When
@@ -223,8 +234,7 @@ def test_gateway_responses_strip_quotes_and_keep_templates(fixture_template: dic
     # Then static header values lose their single quotes and the status is an int
     missing = responses["MISSING_AUTHENTICATION_TOKEN"]
     assert missing.status_code == 404
-    assert missing.headers == {"Access-Control-Allow-Origin": "*",
-                               "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
+    assert missing.headers == {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, OPTIONS"}
     assert missing.templates["application/json"].startswith('{"success":false')
     assert responses["DEFAULT_5XX"].status_code is None
 
@@ -246,13 +256,19 @@ Resources:
         application/json: '{"message":"big"}'
 """)
     # When / Then
-    assert gateway_responses(template) == {"REQUEST_TOO_LARGE": GatewayResponse(
-        response_type="REQUEST_TOO_LARGE", status_code=413, headers={"Access-Control-Allow-Origin": "*"},
-        mapped_headers={"Vary": "method.request.header.Origin"},
-        templates={"application/json": '{"message":"big"}'})}
+    assert gateway_responses(template) == {
+        "REQUEST_TOO_LARGE": GatewayResponse(
+            response_type="REQUEST_TOO_LARGE",
+            status_code=413,
+            headers={"Access-Control-Allow-Origin": "*"},
+            mapped_headers={"Vary": "method.request.header.Origin"},
+            templates={"application/json": '{"message":"big"}'},
+        )
+    }
 
 
 # ------------------------------------------------------------------------- the real template.yaml
+
 
 def test_real_template_tables_match_the_design(real_template: dict) -> None:
     # Given the lead's template.yaml
@@ -260,8 +276,10 @@ def test_real_template_tables_match_the_design(real_template: dict) -> None:
     specs = table_specs(real_template)
     # Then the state table is pk/sk with TTL on expires_at, the customers table is keyed by phone
     state, customers = specs["StateTable"], specs["CustomersTable"]
-    assert state.create_table_kwargs["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
-                                                      {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert state.create_table_kwargs["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     assert state.ttl_attribute == "expires_at"
     assert customers.create_table_kwargs["KeySchema"] == [{"AttributeName": "phone", "KeyType": "HASH"}]
     assert {s.create_table_kwargs["BillingMode"] for s in specs.values()} == {"PAY_PER_REQUEST"}
@@ -275,8 +293,9 @@ def test_real_template_tables_can_be_created_by_dynamodb(real_template: dict) ->
         for logical_id, spec in table_specs(real_template).items():
             client.create_table(TableName=logical_id, **spec.create_table_kwargs)
             if spec.ttl_attribute:
-                client.update_time_to_live(TableName=logical_id, TimeToLiveSpecification={
-                    "AttributeName": spec.ttl_attribute, "Enabled": True})
+                client.update_time_to_live(
+                    TableName=logical_id, TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True}
+                )
         # Then DynamoDB accepted them as written
         ttl = client.describe_time_to_live(TableName="StateTable")["TimeToLiveDescription"]
         assert ttl["AttributeName"] == "expires_at"
@@ -290,8 +309,11 @@ def test_real_template_routes_point_at_existing_handlers(real_template: dict) ->
     # Then the four contract paths are served by the three functions, with every method (the handler
     # answers OPTIONS and 405 itself)
     assert {path: r.function_logical_id for path, r in routes.items()} == {
-        "/start-verify": "StartVerifyFunction", "/cancel-verify": "StartVerifyFunction",
-        "/check-verify": "CheckVerifyFunction", "/customer-info": "CustomerInfoFunction"}
+        "/start-verify": "StartVerifyFunction",
+        "/cancel-verify": "StartVerifyFunction",
+        "/check-verify": "CheckVerifyFunction",
+        "/customer-info": "CustomerInfoFunction",
+    }
     assert {r.method for r in routes.values()} == {"ANY"}
     missing = [r.code_uri for r in routes.values() if not (ROOT / r.code_uri / "app.py").is_file()]
     assert missing == []

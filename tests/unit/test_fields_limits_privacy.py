@@ -8,17 +8,24 @@ import itertools
 import re
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from callerauth import errors, fields, limits
 from callerauth.config import Settings
 from callerauth.privacy import Hasher, mask
+from hypothesis import given
+from hypothesis import strategies as st
 
 SETTINGS = Settings(state_table="state", customers_table="customers")  # the contract's defaults
 NOW = 1_700_000_000  # 800 s into its hour (2800 s left), 20 s into its minute (40 s left)
 HOUR_LEFT, MINUTE_LEFT = 2800, 40
 SECRET = b"a-test-secret-of-32-bytes-length"
+
+
+def unicode_digits(ascii_digits: str, zero: int) -> str:
+    """The same digits from another Unicode block: full-width (0xFF10) or Arabic-Indic (0x0660)."""
+    return "".join(chr(zero + int(d)) for d in ascii_digits)
+
+
+FULLWIDTH, ARABIC_INDIC = 0xFF10, 0x0660
 
 
 def refusal(call: object, *args: object, **kwargs: object) -> errors.ApiError:
@@ -42,8 +49,7 @@ def test_e164_numbers_from_7_to_15_digits_are_accepted(number: str) -> None:
 @pytest.mark.parametrize("channel", ["sms", "call", "whatsapp"])
 def test_phone_channels_take_an_e164_number(channel: str) -> None:
     # Given / When / Then
-    assert fields.destination({"to": "+15555550100", "channel": channel}) == fields.Destination(
-        "+15555550100", channel)
+    assert fields.destination({"to": "+15555550100", "channel": channel}) == fields.Destination("+15555550100", channel)
 
 
 def test_surrounding_whitespace_is_trimmed_from_the_number() -> None:
@@ -51,20 +57,23 @@ def test_surrounding_whitespace_is_trimmed_from_the_number() -> None:
     assert fields.destination({"to": "  +15555550100\n"}).to == "+15555550100"
 
 
-@pytest.mark.parametrize("number", [
-    "+123456",  # 6 digits: too short
-    "+1234567890123456",  # 16 digits: too long
-    "+01555555010",  # no country code starts with 0
-    "15555550100",  # no plus
-    "++15555550100",
-    "+1 555 555 0100",
-    "+1-555-555-0100",
-    "+1555555O100",  # a letter O
-    "+１５５５５５５０１００",  # full-width digits
-    "+١٥٥٥٥٥٥٠١٠٠",  # Arabic-Indic digits
-    "+1555\n5550100",
-    "+15555550100" + "0" * 200,
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+123456",  # 6 digits: too short
+        "+1234567890123456",  # 16 digits: too long
+        "+01555555010",  # no country code starts with 0
+        "15555550100",  # no plus
+        "++15555550100",
+        "+1 555 555 0100",
+        "+1-555-555-0100",
+        "+1555555O100",  # a letter O
+        "+" + unicode_digits("15555550100", FULLWIDTH),
+        "+" + unicode_digits("15555550100", ARABIC_INDIC),
+        "+1555\n5550100",
+        "+15555550100" + "0" * 200,
+    ],
+)
 def test_anything_but_an_e164_number_is_refused_without_echoing_it(number: str) -> None:
     # Given / When
     error = refusal(fields.destination, {"to": number})
@@ -85,8 +94,19 @@ def test_an_email_is_taken_for_channel_email_and_lower_cased() -> None:
     assert target == fields.Destination("jane.doe@example.com", "email")
 
 
-@pytest.mark.parametrize("address", ["jane.example.com", "jane@", "@example.com", "jane@example", "ja ne@example.com",
-                                     "a@b@example.com", "x" * 65 + "@example.com", "j@" + "e" * 250 + ".com"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jane.example.com",
+        "jane@",
+        "@example.com",
+        "jane@example",
+        "ja ne@example.com",
+        "a@b@example.com",
+        "x" * 65 + "@example.com",
+        "j@" + "e" * 250 + ".com",
+    ],
+)
 def test_a_bad_email_is_refused_without_echoing_it(address: str) -> None:
     # Given / When
     error = refusal(fields.destination, {"to": address, "channel": "email"})
@@ -118,13 +138,17 @@ def test_an_unknown_channel_is_refused_naming_the_field(channel: str) -> None:
 @pytest.mark.parametrize("given_fields", [{}, {"to": ""}, {"to": "   "}, {"channel": "sms"}])
 def test_a_missing_to_is_missing_parameter_with_the_callers_message(given_fields: dict[str, str]) -> None:
     # Given / When
-    error = refusal(fields.destination, given_fields, missing_message=fields.START_MISSING,
-                    more_info=errors.VERIFY_DOCS)
+    error = refusal(
+        fields.destination, given_fields, missing_message=fields.START_MISSING, more_info=errors.VERIFY_DOCS
+    )
 
     # Then: exactly what the reference backend answers a start without `to`
     assert (error.status, error.code) == (400, "missing_parameter")
-    assert error.body()["error"] == {"code": "missing_parameter", "message": fields.START_MISSING,
-                                     "moreInfo": errors.VERIFY_DOCS}
+    assert error.body()["error"] == {
+        "code": "missing_parameter",
+        "message": fields.START_MISSING,
+        "moreInfo": errors.VERIFY_DOCS,
+    }
 
 
 def test_an_empty_channel_means_sms() -> None:
@@ -132,8 +156,9 @@ def test_an_empty_channel_means_sms() -> None:
     assert fields.destination({"to": "+15555550100", "channel": ""}).channel == "sms"
 
 
-@pytest.mark.parametrize(("to", "expected"), [("+15555550100", "+15555550100"),
-                                              ("Jane@Example.com", "jane@example.com")])
+@pytest.mark.parametrize(
+    ("to", "expected"), [("+15555550100", "+15555550100"), ("Jane@Example.com", "jane@example.com")]
+)
 def test_a_recipient_is_a_number_or_an_email(to: str, expected: str) -> None:
     # Given / When / Then
     assert fields.recipient({"to": to}) == expected
@@ -150,15 +175,17 @@ def test_a_missing_recipient_says_missing_parameter() -> None:
 # ------------------------------------------------------------------------------------------ other fields
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, "en"), ("", "en"), ("en", "en"), ("pt-BR", "pt-BR"),
-                                                 ("zh-Hant", "zh-Hant")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "en"), ("", "en"), ("en", "en"), ("pt-BR", "pt-BR"), ("zh-Hant", "zh-Hant")]
+)
 def test_locale_defaults_to_en_and_accepts_language_and_region(value: str | None, expected: str) -> None:
     # Given / When / Then
     assert fields.locale({} if value is None else {"locale": value}) == expected
 
 
-@pytest.mark.parametrize("value", ["EN", "e", "eng", "en_US", "en-", "en-ABCDE", "en-U1", "xx-yy-zz", "fr-ÇA",
-                                   "es-419"])
+@pytest.mark.parametrize(
+    "value", ["EN", "e", "eng", "en_US", "en-", "en-ABCDE", "en-U1", "xx-yy-zz", "fr-ÇA", "es-419"]
+)
 def test_a_bad_locale_is_refused(value: str) -> None:
     # Given / When
     error = refusal(fields.locale, {"locale": value})
@@ -175,8 +202,20 @@ def test_a_code_of_4_to_10_ascii_digits_is_accepted(code: str) -> None:
     assert fields.verification_code({"verification_code": code}) == code.strip()
 
 
-@pytest.mark.parametrize("code", ["123", "12345678901", "12 34", "12a456", "-123456", "１２３４５６", "١٢٣٤٥٦",
-                                  "１２３４", "123456\n7"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "123",
+        "12345678901",
+        "12 34",
+        "12a456",
+        "-123456",
+        "123456\n7",
+        unicode_digits("123456", FULLWIDTH),
+        unicode_digits("123456", ARABIC_INDIC),
+        unicode_digits("1234", FULLWIDTH),
+    ],
+)
 def test_any_other_code_is_refused_without_echoing_it(code: str) -> None:
     # Given / When
     error = refusal(fields.verification_code, {"verification_code": code})
@@ -226,8 +265,17 @@ def test_no_task_sid_is_none() -> None:
     assert fields.task_sid({"task_sid": ""}) is None
 
 
-@pytest.mark.parametrize("sid", ["WT" + "0" * 31, "WT" + "0" * 33, "WK" + "0" * 32, "wt" + "0" * 32,
-                                 "WT" + "g" * 32, "WT" + "０" * 32])
+@pytest.mark.parametrize(
+    "sid",
+    [
+        "WT" + "0" * 31,
+        "WT" + "0" * 33,
+        "WK" + "0" * 32,
+        "wt" + "0" * 32,
+        "WT" + "g" * 32,
+        "WT" + unicode_digits("0" * 32, FULLWIDTH),
+    ],
+)
 def test_a_bad_task_sid_is_refused_without_echoing_it(sid: str) -> None:
     # Given / When
     error = refusal(fields.task_sid, {"task_sid": sid})
@@ -241,13 +289,16 @@ def test_a_bad_task_sid_is_refused_without_echoing_it(sid: str) -> None:
 # ------------------------------------------------------------------------------------------ limits
 
 
-@pytest.mark.parametrize(("now", "length", "expected"), [
-    (0, 3600, limits.Window(0, 3600)),
-    (3599, 3600, limits.Window(0, 3600)),
-    (3600, 3600, limits.Window(1, 7200)),
-    (NOW, 3600, limits.Window(NOW // 3600, NOW + HOUR_LEFT)),
-    (NOW, 60, limits.Window(NOW // 60, NOW + MINUTE_LEFT)),
-])
+@pytest.mark.parametrize(
+    ("now", "length", "expected"),
+    [
+        (0, 3600, limits.Window(0, 3600)),
+        (3599, 3600, limits.Window(0, 3600)),
+        (3600, 3600, limits.Window(1, 7200)),
+        (NOW, 3600, limits.Window(NOW // 3600, NOW + HOUR_LEFT)),
+        (NOW, 60, limits.Window(NOW // 60, NOW + MINUTE_LEFT)),
+    ],
+)
 def test_window_is_a_fixed_window_with_its_end(now: int, length: int, expected: limits.Window) -> None:
     # Given / When / Then
     assert limits.window(now, length) == expected
@@ -272,6 +323,7 @@ def test_a_cooldown_answers_rate_limited_with_the_seconds_left() -> None:
     # Then
     assert (error.status, error.code, error.retry_after) == (429, "rate_limited", 20)
     assert error.message == "A code was just sent; you can resend in 20 s."
+    assert error.reason == "cooldown"
 
 
 def test_an_expired_lock_is_just_a_cooldown() -> None:
@@ -290,18 +342,24 @@ def test_a_concurrent_send_holding_the_state_means_a_full_cooldown() -> None:
     assert (error.code, error.retry_after) == ("rate_limited", SETTINGS.send_cooldown_seconds)
 
 
-@pytest.mark.parametrize(("item", "expected_wait", "words"), [
-    ("destination", HOUR_LEFT, "this number (5 an hour)"),
-    ("agent", HOUR_LEFT, "You have sent too many codes (30 an hour)"),
-    ("deployment", MINUTE_LEFT, "across the contact centre"),
-])
-def test_each_cap_answers_rate_limited_until_its_window_ends(item: str, expected_wait: int, words: str) -> None:
+@pytest.mark.parametrize(
+    ("item", "expected_wait", "words", "reason"),
+    [
+        ("destination", HOUR_LEFT, "this number (5 an hour)", "destination_cap"),
+        ("agent", HOUR_LEFT, "You have sent too many codes (30 an hour)", "agent_cap"),
+        ("deployment", MINUTE_LEFT, "across the contact centre", "circuit_breaker"),
+    ],
+)
+def test_each_cap_answers_rate_limited_until_its_window_ends(
+    item: str, expected_wait: int, words: str, reason: str
+) -> None:
     # Given / When
     error = limits.send_refusal({item: {"n": 5}}, NOW, SETTINGS)
 
-    # Then
+    # Then: the client sees one code; logs and metrics see which limit it was
     assert (error.status, error.code, error.retry_after) == (429, "rate_limited", expected_wait)
     assert words in error.message
+    assert error.reason == reason
 
 
 LOCKED = {"locked_until": NOW + 100, "last_send": NOW - 5}
@@ -314,7 +372,8 @@ MESSAGES = {"destination": "this number", "agent": "You have sent", "deployment"
 @pytest.mark.parametrize("state", [None, "locked", "cooling"])
 @pytest.mark.parametrize("caps", [c for n in range(4) for c in itertools.combinations(PRECEDENCE, n)])
 def test_the_most_specific_reason_speaks_and_retry_after_is_the_longest_wait(
-        state: str | None, caps: tuple[str, ...]) -> None:
+    state: str | None, caps: tuple[str, ...]
+) -> None:
     # Given every combination of a state refusal (lock or cooldown) and breached caps
     if state is None and not caps:
         return
@@ -343,8 +402,9 @@ def test_the_most_specific_reason_speaks_and_retry_after_is_the_longest_wait(
         assert MESSAGES[caps[0]] in error.message
 
 
-@pytest.mark.parametrize(("seconds", "words"), [(1, "1 minute."), (60, "1 minute."), (61, "2 minutes."),
-                                                (900, "15 minutes.")])
+@pytest.mark.parametrize(
+    ("seconds", "words"), [(1, "1 minute."), (60, "1 minute."), (61, "2 minutes."), (900, "15 minutes.")]
+)
 def test_locked_says_how_long_in_whole_minutes_rounded_up(seconds: int, words: str) -> None:
     # Given / When
     error = limits.locked(NOW + seconds, NOW)
@@ -357,12 +417,15 @@ def test_locked_says_how_long_in_whole_minutes_rounded_up(seconds: int, words: s
 # ------------------------------------------------------------------------------------------ privacy
 
 
-@pytest.mark.parametrize(("destination", "masked"), [
-    ("+15555550100", "+1******0100"),
-    ("+447700900123", "+4*******0123"),
-    ("jane@example.com", "j***@example.com"),
-    ("+12345", "******"),
-])
+@pytest.mark.parametrize(
+    ("destination", "masked"),
+    [
+        ("+15555550100", "+1******0100"),
+        ("+447700900123", "+4*******0123"),
+        ("jane@example.com", "j***@example.com"),
+        ("+12345", "******"),
+    ],
+)
 def test_mask_keeps_only_the_country_prefix_and_last_four(destination: str, masked: str) -> None:
     # Given / When / Then
     assert mask(destination) == masked

@@ -50,8 +50,9 @@ class Recorder:
         return self.result
 
 
-def make_gateway(handler: Handler, responses: dict[str, GatewayResponse] | None = None,
-                 routes: list[Route] | None = None) -> tuple[Client, list[str]]:
+def make_gateway(
+    handler: Handler, responses: dict[str, GatewayResponse] | None = None, routes: list[Route] | None = None
+) -> tuple[Client, list[str]]:
     log: list[str] = []
     gateway = Gateway(routes or ROUTES, lambda route: handler, responses, log=log.append)
     return Client(gateway), log
@@ -59,19 +60,35 @@ def make_gateway(handler: Handler, responses: dict[str, GatewayResponse] | None 
 
 # ------------------------------------------------------------------------------------ the event
 
+
 def test_form_post_event_has_the_rest_v1_proxy_shape() -> None:
     # Given a gateway in front of a recording handler
     handler = Recorder()
     client, _ = make_gateway(handler)
     # When the plugin's start request arrives
     before_ms = int(time.time() * 1000)
-    response = client.post("/start-verify", data="to=%2B15555550100", content_type=FORM,
-                           headers={"User-Agent": "flex-plugin/1.0", "Origin": "https://flex.twilio.com"})
+    response = client.post(
+        "/start-verify",
+        data="to=%2B15555550100",
+        content_type=FORM,
+        headers={"User-Agent": "flex-plugin/1.0", "Origin": "https://flex.twilio.com"},
+    )
     # Then the handler got the REST API proxy event, as API Gateway builds it
     event = handler.events[0]
-    assert set(event) == {"resource", "path", "httpMethod", "headers", "multiValueHeaders",
-                          "queryStringParameters", "multiValueQueryStringParameters", "pathParameters",
-                          "stageVariables", "requestContext", "body", "isBase64Encoded"}
+    assert set(event) == {
+        "resource",
+        "path",
+        "httpMethod",
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "multiValueQueryStringParameters",
+        "pathParameters",
+        "stageVariables",
+        "requestContext",
+        "body",
+        "isBase64Encoded",
+    }
     assert event["resource"] == event["path"] == "/start-verify"
     assert event["httpMethod"] == "POST"
     assert event["body"] == "to=%2B15555550100"
@@ -163,15 +180,18 @@ def test_path_parameters_and_context_object() -> None:
 
 # ---------------------------------------------------------------------------------- the response
 
+
 def test_proxy_result_becomes_the_http_response() -> None:
     # Given a handler answering with single and multi-value headers
-    handler = Recorder({
-        "statusCode": 201,
-        "headers": {"X-One": "1", "Set-Cookie": "ignored=1", "X-Num": 7},
-        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
-        "body": '{"success": true}',
-        "isBase64Encoded": False,
-    })
+    handler = Recorder(
+        {
+            "statusCode": 201,
+            "headers": {"X-One": "1", "Set-Cookie": "ignored=1", "X-Num": 7},
+            "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+            "body": '{"success": true}',
+            "isBase64Encoded": False,
+        }
+    )
     client, _ = make_gateway(handler)
     # When
     response = client.post("/start-verify", data="to=x", content_type=FORM)
@@ -187,10 +207,19 @@ def test_proxy_result_becomes_the_http_response() -> None:
 def test_base64_result_is_decoded_and_reserved_headers_are_remapped() -> None:
     # Given a binary answer that also sets headers API Gateway does not pass through as they are
     payload = b"\x89PNG\x00"
-    handler = Recorder({"statusCode": 200, "isBase64Encoded": True,
-                        "body": base64.b64encode(payload).decode(),
-                        "headers": {"Content-Type": "image/png", "WWW-Authenticate": "Basic",
-                                    "Content-Length": "999", "Transfer-Encoding": "chunked"}})
+    handler = Recorder(
+        {
+            "statusCode": 200,
+            "isBase64Encoded": True,
+            "body": base64.b64encode(payload).decode(),
+            "headers": {
+                "Content-Type": "image/png",
+                "WWW-Authenticate": "Basic",
+                "Content-Length": "999",
+                "Transfer-Encoding": "chunked",
+            },
+        }
+    )
     client, _ = make_gateway(handler)
     # When
     response = client.get("/start-verify")
@@ -204,6 +233,7 @@ def test_base64_result_is_decoded_and_reserved_headers_are_remapped() -> None:
 
 
 # ------------------------------------------------------------------------------------ failures
+
 
 def test_unknown_path_answers_the_templates_gateway_response() -> None:
     # Given the fixture template's MISSING_AUTHENTICATION_TOKEN customisation
@@ -258,18 +288,21 @@ def test_handler_exception_is_a_502_and_the_traceback_is_logged() -> None:
     assert log[-1].startswith("POST /start-verify 502 ") and log[-1].endswith("ms")
 
 
-@pytest.mark.parametrize("result", [
-    None,
-    "ok",
-    {"body": "{}"},
-    {"statusCode": "200", "body": "{}"},
-    {"statusCode": True, "body": "{}"},
-    {"statusCode": 200, "body": {"success": True}},
-    {"statusCode": 200, "headers": {"X-A": ["list"]}},
-    {"statusCode": 200, "multiValueHeaders": {"X-A": "not a list"}},
-    {"statusCode": 200, "isBase64Encoded": True, "body": "not base64!"},
-    {"statusCode": 200, "body": "x", "extra": object()},
-])
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        "ok",
+        {"body": "{}"},
+        {"statusCode": "200", "body": "{}"},
+        {"statusCode": True, "body": "{}"},
+        {"statusCode": 200, "body": {"success": True}},
+        {"statusCode": 200, "headers": {"X-A": ["list"]}},
+        {"statusCode": 200, "multiValueHeaders": {"X-A": "not a list"}},
+        {"statusCode": 200, "isBase64Encoded": True, "body": "not base64!"},
+        {"statusCode": 200, "body": "x", "extra": object()},
+    ],
+)
 def test_malformed_proxy_results_are_502(result: Any) -> None:
     # Given a handler answering something that is not a valid proxy response
     client, _ = make_gateway(Recorder(result))
@@ -288,8 +321,11 @@ def test_default_5xx_customisation_applies_to_lambda_errors() -> None:
     # Then the 502 keeps its status and gets the template's headers and rendered body
     assert response.status_code == 502
     assert response.headers["Access-Control-Allow-Origin"] == "*"
-    assert response.get_json() == {"success": False, "message": "Internal server error",
-                                   "requestId": response.headers["x-amzn-RequestId"]}
+    assert response.get_json() == {
+        "success": False,
+        "message": "Internal server error",
+        "requestId": response.headers["x-amzn-RequestId"],
+    }
 
 
 def test_a_failing_cold_start_is_a_502_and_is_retried() -> None:
@@ -339,7 +375,7 @@ def test_bodies_over_10_mb_are_413_without_calling_the_handler() -> None:
 
 # --------------------------------------------------------------------- the whole stack, for real
 
-FAKE_HANDLER = '''
+FAKE_HANDLER = """
 import os, sys
 import boto3
 import fakecore
@@ -357,7 +393,7 @@ def lambda_handler(event, context):
                                                  Key={"phone": {"S": phone}})
         body["customer"] = item["Item"]["name"]["S"]
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
-'''
+"""
 
 
 @pytest.fixture
@@ -371,9 +407,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "layers" / "core" / "fakecore" / "__init__.py").write_text('MARK = "from the layer"\n')
     (tmp_path / ".env").write_text(
         "# local settings\nAGENT_AUTH=flex\nexport APPROVAL_TTL_SECONDS='600'\n"
-        "SEND_COOLDOWN_SECONDS=1  # the environment overrides this one\nACCOUNT_SID=\n")
-    for key in ("ACCOUNT_SID", "AUTH_TOKEN", "VERIFY_SERVICE_SID", "HASH_SECRET", "AGENT_AUTH",
-                "APPROVAL_TTL_SECONDS", "STATE_TABLE", "TWILIO_VERIFY_BASE_URL"):
+        "SEND_COOLDOWN_SECONDS=1  # the environment overrides this one\nACCOUNT_SID=\n"
+    )
+    for key in (
+        "ACCOUNT_SID",
+        "AUTH_TOKEN",
+        "VERIFY_SERVICE_SID",
+        "HASH_SECRET",
+        "AGENT_AUTH",
+        "APPROVAL_TTL_SECONDS",
+        "STATE_TABLE",
+        "TWILIO_VERIFY_BASE_URL",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SEND_COOLDOWN_SECONDS", "2")
     monkeypatch.setenv("HASH_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:real")
@@ -382,7 +427,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.stack
 def test_stack_serves_the_handlers_with_tables_sandbox_and_settings(
-        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a project without Twilio credentials, a .env, the environment and an env argument,
     # and the core layer already imported by the test process
     monkeypatch.syspath_prepend(str(project / "layers" / "core"))
@@ -391,8 +437,9 @@ def test_stack_serves_the_handlers_with_tables_sandbox_and_settings(
     monkeypatch.setattr(fakecore, "MARK", "patched in the test process")
     announced: list[str] = []
     # When the stack starts on free ports
-    with start_stack(project, api_port=0, sandbox_port=0, dynamodb_port=0, env={"AGENT_AUTH": "none"},
-                     announce=announced.append) as stack:
+    with start_stack(
+        project, api_port=0, sandbox_port=0, dynamodb_port=0, env={"AGENT_AUTH": "none"}, announce=announced.append
+    ) as stack:
         start = requests.get(f"{stack.api_url}/start-verify", timeout=10).json()
         check = requests.post(f"{stack.api_url}/check-verify", timeout=10).json()
         info = requests.get(f"{stack.api_url}/customer-info?to=%2B15555550100", timeout=10).json()
@@ -431,8 +478,7 @@ def test_stack_uses_real_twilio_when_all_credentials_are_set(project: Path) -> N
     # Given all three Twilio settings
     creds = {"ACCOUNT_SID": "AC" + "1" * 32, "AUTH_TOKEN": "t" * 32, "VERIFY_SERVICE_SID": "VA" + "2" * 32}
     # When
-    with start_stack(project, api_port=0, sandbox_port=0, dynamodb_port=0, env=creds,
-                     announce=lambda _: None) as stack:
+    with start_stack(project, api_port=0, sandbox_port=0, dynamodb_port=0, env=creds, announce=lambda _: None) as stack:
         env = requests.get(f"{stack.api_url}/start-verify", timeout=10).json()["env"]
         # Then no sandbox runs and the handlers get the real credentials and Twilio's own URLs
         assert stack.sandbox is None and stack.sandbox_url is None

@@ -27,10 +27,37 @@ VERIFICATIONS = f"/v2/Services/{SERVICE_SID}/Verifications"
 CHECK = f"/v2/Services/{SERVICE_SID}/VerificationCheck"
 IAM = f"/v1/Accounts/{ACCOUNT_SID}/Tokens/validate"
 AUTH = (ACCOUNT_SID, AUTH_TOKEN)
-VERIFICATION_KEYS = {"sid", "service_sid", "account_sid", "to", "channel", "status", "valid", "lookup",
-                     "amount", "payee", "send_code_attempts", "date_created", "date_updated", "sna", "url"}
-CHECK_KEYS = {"sid", "service_sid", "account_sid", "to", "channel", "status", "valid", "amount", "payee",
-              "sna_attempts_error_codes", "date_created", "date_updated"}
+VERIFICATION_KEYS = {
+    "sid",
+    "service_sid",
+    "account_sid",
+    "to",
+    "channel",
+    "status",
+    "valid",
+    "lookup",
+    "amount",
+    "payee",
+    "send_code_attempts",
+    "date_created",
+    "date_updated",
+    "sna",
+    "url",
+}
+CHECK_KEYS = {
+    "sid",
+    "service_sid",
+    "account_sid",
+    "to",
+    "channel",
+    "status",
+    "valid",
+    "amount",
+    "payee",
+    "sna_attempts_error_codes",
+    "date_created",
+    "date_updated",
+}
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -117,16 +144,19 @@ def wrong(code: str) -> str:
 
 def assert_twilio_error(resp: JsonResponse, status: int, code: int) -> None:
     assert resp.status_code == status
-    assert resp.json == {"code": code, "message": resp.json["message"],
-                         "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    assert resp.json == {
+        "code": code,
+        "message": resp.json["message"],
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
     assert isinstance(resp.json["message"], str) and resp.json["message"]
 
 
 # ---------------------------------------------------------------- sending
 
 
-def test_send_answers_a_verification_shaped_like_twilio_spec(
-        client: ApiClient, sandbox: TwilioSandbox) -> None:
+def test_send_answers_a_verification_shaped_like_twilio_spec(client: ApiClient, sandbox: TwilioSandbox) -> None:
     # Given a fresh sandbox
     # When a code is sent by SMS
     resp = send(client)
@@ -136,9 +166,19 @@ def test_send_answers_a_verification_shaped_like_twilio_spec(
     assert set(body) == VERIFICATION_KEYS
     assert re.fullmatch(r"VE[0-9a-f]{32}", body["sid"])
     assert (body["service_sid"], body["account_sid"], body["to"], body["channel"]) == (
-        SERVICE_SID, ACCOUNT_SID, TO, "sms")
+        SERVICE_SID,
+        ACCOUNT_SID,
+        TO,
+        "sms",
+    )
     assert (body["status"], body["valid"], body["lookup"], body["amount"], body["payee"], body["sna"]) == (
-        "pending", False, {}, None, None, None)
+        "pending",
+        False,
+        {},
+        None,
+        None,
+        None,
+    )
     assert ISO_Z.match(body["date_created"]) and ISO_Z.match(body["date_updated"])
     assert body["url"].endswith(f"/v2/Services/{SERVICE_SID}/Verifications/{body['sid']}")
     assert len(body["send_code_attempts"]) == 1
@@ -148,7 +188,8 @@ def test_send_answers_a_verification_shaped_like_twilio_spec(
 
 
 def test_send_records_outbox_and_announces_masked_destination(
-        client: ApiClient, sandbox: TwilioSandbox, announced: list[str]) -> None:
+    client: ApiClient, sandbox: TwilioSandbox, announced: list[str]
+) -> None:
     # Given a fresh sandbox
     # When a code is sent
     sid = send(client).json["sid"]
@@ -175,7 +216,8 @@ def test_resend_while_pending_reuses_sid_and_code(client: ApiClient, sandbox: Tw
 
 
 def test_sixth_send_within_ten_minutes_is_60203_until_the_window_passes(
-        client: ApiClient, sandbox: TwilioSandbox, clock: FakeClock) -> None:
+    client: ApiClient, sandbox: TwilioSandbox, clock: FakeClock
+) -> None:
     # Given five sends to one number within ten minutes
     for _ in range(5):
         assert send(client).status_code == 201
@@ -193,10 +235,19 @@ def test_sixth_send_within_ten_minutes_is_60203_until_the_window_passes(
     assert send(client).status_code == 201
 
 
-@pytest.mark.parametrize(("to", "channel"), [
-    (TO, "fax"), (TO, ""), ("5555550100", "sms"), ("+0555550100", "call"), ("", "sms"),
-    ("jane@example.com", "sms"), (TO, "email"), ("not-an-email", "email"),
-])
+@pytest.mark.parametrize(
+    ("to", "channel"),
+    [
+        (TO, "fax"),
+        (TO, ""),
+        ("5555550100", "sms"),
+        ("+0555550100", "call"),
+        ("", "sms"),
+        ("jane@example.com", "sms"),
+        (TO, "email"),
+        ("not-an-email", "email"),
+    ],
+)
 def test_send_rejects_bad_channel_or_destination_with_60200(client: ApiClient, to: str, channel: str) -> None:
     # Given a destination that does not suit the channel (or no valid channel)
     # When it is sent
@@ -227,12 +278,10 @@ def test_right_code_approves_and_finishes_the_verification(client: ApiClient, sa
     # Then it is approved, shaped like verify.v2.service.verification_check
     assert resp.status_code == 200
     assert set(resp.json) == CHECK_KEYS
-    assert (resp.json["sid"], resp.json["status"], resp.json["valid"], resp.json["to"]) == (
-        sid, "approved", True, TO)
+    assert (resp.json["sid"], resp.json["status"], resp.json["valid"], resp.json["to"]) == (sid, "approved", True, TO)
     # and it is finished: checking or updating again is 20404
     assert_twilio_error(check(client, code), 404, 20404)
-    assert_twilio_error(client.post(f"{VERIFICATIONS}/{sid}", data={"Status": "canceled"}, auth=AUTH),
-                        404, 20404)
+    assert_twilio_error(client.post(f"{VERIFICATIONS}/{sid}", data={"Status": "canceled"}, auth=AUTH), 404, 20404)
     # and a new send starts a new verification
     assert send(client).json["sid"] != sid
 
@@ -246,8 +295,7 @@ def test_check_by_verification_sid(client: ApiClient, sandbox: TwilioSandbox) ->
     assert resp.json["status"] == "approved" and resp.json["sid"] == sid
 
 
-def test_five_wrong_codes_then_60202_even_for_the_right_code(
-        client: ApiClient, sandbox: TwilioSandbox) -> None:
+def test_five_wrong_codes_then_60202_even_for_the_right_code(client: ApiClient, sandbox: TwilioSandbox) -> None:
     # Given a pending verification and five wrong attempts, each answered "pending"
     send(client)
     code = sandbox.outbox[-1]["code"]
@@ -353,8 +401,12 @@ def test_verify_requires_basic_auth(client: ApiClient, sandbox: TwilioSandbox, a
     resp = client.post(VERIFICATIONS, data={"To": TO, "Channel": "sms"}, auth=auth)
     # Then Twilio's 401 answers, exactly, and nothing is sent
     assert resp.status_code == 401
-    assert resp.json == {"code": 20003, "message": "Authenticate",
-                         "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}
+    assert resp.json == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
     assert sandbox.outbox == []
 
 
@@ -411,13 +463,15 @@ def test_iam_rejects_unknown_tokens(client: ApiClient, token: Any) -> None:
     assert resp.json["identity"] is None
 
 
-def test_iam_rejects_expired_and_tampered_tokens(
-        client: ApiClient, sandbox: TwilioSandbox, clock: FakeClock) -> None:
+def test_iam_rejects_expired_and_tampered_tokens(client: ApiClient, sandbox: TwilioSandbox, clock: FakeClock) -> None:
     # Given a token valid for one minute, and a copy with a forged payload
     token = sandbox.issue_token("bob", ttl_seconds=60)
     header, payload, signature = token.split(".")
-    forged_payload = base64.urlsafe_b64encode(
-        base64.urlsafe_b64decode(payload + "==").replace(b'"bob"', b'"eve"')).rstrip(b"=").decode()
+    forged_payload = (
+        base64.urlsafe_b64encode(base64.urlsafe_b64decode(payload + "==").replace(b'"bob"', b'"eve"'))
+        .rstrip(b"=")
+        .decode()
+    )
     # When the forged one is validated now, and the genuine one a minute later
     forged = validate(client, f"{header}.{forged_payload}.{signature}")
     clock.advance(60)
@@ -436,11 +490,17 @@ def test_iam_rejects_tokens_of_another_auth_token(client: ApiClient, clock: Fake
     assert resp.json["valid"] is False
 
 
-@pytest.mark.parametrize(("auth", "path"), [
-    (None, IAM), ((ACCOUNT_SID, "wrong"), IAM), (AUTH, f"/v1/Accounts/AC{'2' * 32}/Tokens/validate"),
-])
+@pytest.mark.parametrize(
+    ("auth", "path"),
+    [
+        (None, IAM),
+        ((ACCOUNT_SID, "wrong"), IAM),
+        (AUTH, f"/v1/Accounts/AC{'2' * 32}/Tokens/validate"),
+    ],
+)
 def test_iam_requires_matching_account_and_basic_auth(
-        client: ApiClient, sandbox: TwilioSandbox, auth: Any, path: str) -> None:
+    client: ApiClient, sandbox: TwilioSandbox, auth: Any, path: str
+) -> None:
     # Given wrong credentials or another account in the path
     # When a valid token is validated
     resp = validate(client, sandbox.issue_token("alice"), auth=auth, path=path)

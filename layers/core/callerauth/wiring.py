@@ -78,7 +78,7 @@ class Container:
         return secret.encode()
 
 
-def lambda_handler(
+def handler_for(
     routes: Mapping[str, Mapping[str, Action]], container: Container | None = None
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The Lambda entry point for a set of routes: the whole body of a thin handler module."""
