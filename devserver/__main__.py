@@ -58,8 +58,12 @@ def banner(stack: Stack, agent_auth: str) -> str:
         f"  curl -s '{stack.api_url}/customer-info?to=%2B{SAMPLE_NUMBER[1:]}'"
         f" -H 'X-Flex-Token: {token}'" + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
         "",
-        "Ctrl-C to stop.",
     ]
+    if stack.demo_url:
+        page = f"{stack.demo_url}/" if stack.sandbox else f"{stack.demo_url}/?token=<your Flex token>"
+        signed_in = "  (signed in as dev-agent)" if stack.sandbox else ""
+        lines += [f"Try the whole flow in a browser: {page}{signed_in}", ""]
+    lines += ["Ctrl-C to stop."]
     return "\n".join(lines)
 
 
@@ -69,6 +73,7 @@ def main() -> int:
         api_port = _port(settings, "API_PORT", 3000)
         sandbox_port = _port(settings, "SANDBOX_PORT", 3001)
         dynamodb_port = _port(settings, "DYNAMODB_PORT", 3002)
+        demo_port = _port(settings, "DEMO_PORT", 3003)
     except ValueError as exc:
         print(f"devserver: {exc}", file=sys.stderr)
         return 2
@@ -82,11 +87,16 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         stack = start_stack(
-            ROOT, api_port=api_port, sandbox_port=sandbox_port, dynamodb_port=dynamodb_port, announce=_say
+            ROOT,
+            api_port=api_port,
+            sandbox_port=sandbox_port,
+            dynamodb_port=dynamodb_port,
+            demo_port=demo_port,
+            announce=_say,
         )
     except (OSError, ValueError) as exc:
         hint = (
-            " (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT)"
+            " (free the port, or set API_PORT / SANDBOX_PORT / DYNAMODB_PORT / DEMO_PORT)"
             if getattr(exc, "errno", None) == errno.EADDRINUSE
             else ""
         )

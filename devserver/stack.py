@@ -22,6 +22,7 @@ from boto3.dynamodb.types import TypeSerializer
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from devserver.demo import DemoPage
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
 from devserver.template import (
@@ -192,6 +193,7 @@ class Stack:
         self.api_url = ""
         self.dynamodb_url = ""
         self.sandbox_url: str | None = None
+        self.demo_url: str | None = None
         self.sandbox: TwilioSandbox | None = None
         self.table_names: dict[str, str] = {}
         self.routes: list[Route] = []
@@ -248,8 +250,11 @@ def start_stack(
     announce: Announce = print,
     customers_file: Path = SAMPLE_CUSTOMERS,
     fresh_modules: bool = True,
+    demo_port: int | None = None,
 ) -> Stack:
     """Start moto, create and seed the tables, start the sandbox (without Twilio credentials) and the API.
+
+    With ``demo_port`` (0: a free port), also the demo agent page, on an origin of its own (``demo_url``).
 
     The handlers run in this process and read os.environ, which is set here and restored by ``stop()``.
     ``fresh_modules`` forgets previously imported project modules so the handlers start cold.
@@ -271,6 +276,7 @@ def start_stack(
             announce,
             customers_file,
             fresh_modules,
+            demo_port,
         )
     except BaseException:
         stack.stop()
@@ -290,6 +296,7 @@ def _start(
     announce: Announce,
     customers_file: Path,
     fresh_modules: bool,
+    demo_port: int | None,
 ) -> None:
     # (a) DynamoDB. moto logs every request through werkzeug's logger; keep only warnings and errors.
     werkzeug_logger = logging.getLogger("werkzeug")
@@ -376,3 +383,9 @@ def _start(
     server, thread = _serve(stack.gateway, api_port, "api-gateway")
     stack._servers.append((server, thread))
     stack.api_url = f"http://{HOST}:{server.server_port}"
+
+    # (g) The demo agent page, on another origin than the API's: the browser's CORS checks are real.
+    if demo_port is not None:
+        server, thread = _serve(DemoPage(stack.api_url, stack.sandbox), demo_port, "demo-page")
+        stack._servers.append((server, thread))
+        stack.demo_url = f"http://{HOST}:{server.server_port}"

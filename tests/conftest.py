@@ -32,6 +32,9 @@ from devserver.lambdas import load_handler, make_context
 from devserver.template import literal_global_env, load_template, table_specs
 from devserver.twilio_sandbox import TwilioSandbox
 
+# Every response any test produces is checked against docs/openapi.yaml.
+pytest_plugins = ["tests.openapi_conformance"]
+
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("start_verify", "check_verify", "customer_info")
 # Obviously fake credentials, shaped as the core demands (AC/VA + 32 hex).

@@ -33,9 +33,6 @@ from devserver.twilio_sandbox import TwilioSandbox
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 FLEX_ORIGIN = "https://flex.twilio.com"
-CUSTOMER = "+15555550100"  # the seeded sample customer the plugin's demo uses
-START_MISSING = "Missing parameter; please provide a phone number or email."
-AUTH_REQUIRED = "Agent authentication required: send the agent's Flex token as 'Token'."
 SYSTEM_ERROR = "System error."  # what the plugin shows for a network failure or a body that is not JSON
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"

@@ -25,7 +25,6 @@ LOCALE = re.compile(r"[a-z]{2}(-[A-Za-z]{2,4})?")
 CODE = re.compile(r"[0-9]{4,10}")
 TASK_SID = re.compile(r"WT[0-9a-fA-F]{32}")
 CHANNELS = ("sms", "call", "email", "whatsapp")
-MAX_TOKEN_LENGTH = 4096
 
 START_MISSING = "Missing parameter; please provide a phone number or email."
 
