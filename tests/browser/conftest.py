@@ -77,10 +77,6 @@ class DemoStack:
         assert codes, f"the sandbox sent nothing to {to[:2]}…{to[-4:]}"
         return str(codes[-1])
 
-    def requests(self, method: str, path: str) -> list[str]:
-        """The gateway's log lines for ``method path``, oldest first."""
-        return [line for line in list(self.gateway_log) if line.split()[:2] == [method, path]]
-
 
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
@@ -137,3 +133,11 @@ def page(browser: Any) -> Iterator[Any]:
     finally:
         context.close()
     assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+def expect(browser: Any) -> Any:
+    """Playwright's auto-waiting ``expect`` (imported here: Playwright may be absent outside CI)."""
+    from playwright.sync_api import expect
+
+    return expect
