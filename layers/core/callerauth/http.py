@@ -116,6 +116,8 @@ def cors_headers(allowed_origins: Iterable[str], origin: str | None) -> dict[str
         "Cache-Control": "no-store",
         "Access-Control-Allow-Methods": ALLOW_METHODS,
         "Access-Control-Allow-Headers": ALLOW_HEADERS,
+        # Browsers may reuse a preflight for 10 minutes: one OPTIONS (and Lambda call) per agent, not per request.
+        "Access-Control-Max-Age": "600",
     }
     allowed = tuple(allowed_origins)
     if "*" in allowed:
