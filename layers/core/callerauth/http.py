@@ -64,7 +64,9 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
     headers = _lower_keys(event.get("headers"))
     method = str(event.get("httpMethod") or "").upper()
     path = str(event.get("resource") or event.get("path") or "")
-    log: dict[str, Any] = {"method": method, "route": path, "request_id": request_id}
+    # Both ids: Lambda's (this log line) and API Gateway's (its access log), to follow one request across them.
+    api_request_id = (event.get("requestContext") or {}).get("requestId")
+    log: dict[str, Any] = {"method": method, "route": path, "request_id": request_id, "api_request_id": api_request_id}
     try:
         cors = cors_headers(runtime.settings().allowed_origins, headers.get("origin"))
     except Exception as exc:  # no settings, no allow-list: still answer in the contract's shape
