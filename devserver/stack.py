@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from devserver.demo import DemoPage
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
+from devserver.moto_guard import serialise_dynamodb
 from devserver.template import (
     Route,
     Template,
@@ -302,6 +303,7 @@ def _start(
     werkzeug_logger = logging.getLogger("werkzeug")
     stack._werkzeug_level = werkzeug_logger.level
     werkzeug_logger.setLevel(logging.WARNING)
+    serialise_dynamodb()  # moto's backend is not thread-safe; the server is threaded
     stack._moto = ThreadedMotoServer(ip_address=HOST, port=_free_port(dynamodb_port), verbose=False)
     stack._moto.start()
     host, port = stack._moto.get_host_and_port()

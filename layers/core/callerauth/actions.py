@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -77,7 +77,14 @@ def check_verify(request: Request, services: Services) -> Reply:
         if approved:
             until = now + settings.approval_ttl_seconds
             approval = Approval(agent.identity, task_sid, now, until)
-            services.store.approve(trail.key, now, approval, trail.event("approved"))
+            try:
+                services.store.approve(trail.key, now, approval, trail.event("approved"))
+            except Exception:
+                # Twilio approved but nothing is recorded: no approval, and the right code is no failure.
+                with suppress(Exception):
+                    services.store.abandon_check(trail.key, now, trail.event("upstream_unavailable"))
+                    trail.written = True
+                raise
             trail.written = True
             return Reply(200, {"success": True, "message": "Verification success.", "verifiedUntil": _iso(until)})
         if failures >= settings.max_failed_checks:
@@ -203,6 +210,9 @@ def _audited(
         raise
     except (BotoCoreError, ClientError) as failure:
         request.log["dynamodb_error"] = _aws_code(failure)
+        if not trail.written:  # DynamoDB may be up again (a conflict, a throttle): leave a trace if it can
+            with suppress(BotoCoreError, ClientError):
+                services.store.audit(trail.key, trail.now, trail.event("upstream_unavailable"))
         raise errors.upstream_unavailable() from None
 
 

@@ -24,6 +24,8 @@ from callerauth.config import Settings
 DAY = 86400
 STATE = "STATE"
 RESERVATION_ITEMS = ("state", "destination", "agent", "deployment")
+CHECK_FAILED = "ConditionalCheckFailed"
+FAILURE_WINDOW = 3600  # failed checks count as consecutive while each comes within this of the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +79,16 @@ class StateStore:
         try:
             self._db.transact_write_items(TransactItems=[{"Update": item} for item in items])
         except self._db.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            breached = {
-                name: _plain(reason.get("Item"))
-                for name, reason in zip(RESERVATION_ITEMS, reasons, strict=False)
-                if reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict")
-            }
-            if not breached:
-                raise
-            raise limits.send_refusal(breached, now, s) from None
+            reasons = dict(zip(RESERVATION_ITEMS, exc.response.get("CancellationReasons") or [], strict=False))
+            breached = {name: _plain(r.get("Item")) for name, r in reasons.items() if r.get("Code") == CHECK_FAILED}
+            conflicted = {name for name, r in reasons.items() if r.get("Code") == "TransactionConflict"}
+            if breached:
+                raise limits.send_refusal(breached, now, s) from None
+            if "state" in conflicted:  # a concurrent request for this number holds it: a code is on its way
+                raise limits.send_refusal({"state": None}, now, s) from None
+            if conflicted:  # a busy counter, not a limit: transient
+                raise errors.upstream_unavailable(retry_after=1) from None
+            raise
 
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None:
         """Give back a reservation whose message Twilio did not send, and audit why."""
@@ -109,23 +112,43 @@ class StateStore:
     def begin_check(self, dest: str, now: int) -> int:
         """Count this check as failed until proven right (so no race loses a failure); refuse while locked.
 
-        Returns the number of consecutive failed checks, this one included.
+        Failures are consecutive within FAILURE_WINDOW of each other: after a quiet hour (or on an item
+        past its expiry that TTL has not deleted yet) a new series starts. That costs one more write,
+        only then. Returns the number of consecutive failed checks, this one included.
         """
-        try:
-            answer = self._db.update_item(
-                **self._update(
-                    _dest(dest),
-                    STATE,
-                    "ADD failed :one SET expires_at = :exp",
-                    "attribute_not_exists(locked_until) OR locked_until <= :now",
-                    {":one": 1, ":now": now, ":exp": now + DAY},
-                ),
-                ReturnValues="UPDATED_NEW",
-            )
-        except self._db.exceptions.ConditionalCheckFailedException as exc:
-            old = _plain(exc.response.get("Item")) or {}
-            raise limits.locked(old.get("locked_until", now + 1), now) from None
-        return int(answer["Attributes"]["failed"]["N"])
+        unlocked = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
+        values = {":one": 1, ":now": now, ":exp": now + DAY, ":stale": now - FAILURE_WINDOW}
+        for _ in range(2):
+            try:
+                answer = self._db.update_item(
+                    **self._update(
+                        _dest(dest),
+                        STATE,
+                        "ADD failed :one SET failed_at = :now, expires_at = :exp",
+                        f"{unlocked} AND (attribute_not_exists(failed_at) OR failed_at > :stale)",
+                        values,
+                    ),
+                    ReturnValues="UPDATED_NEW",
+                )
+                return int(answer["Attributes"]["failed"]["N"])
+            except self._db.exceptions.ConditionalCheckFailedException as exc:
+                old = _plain(exc.response.get("Item")) or {}
+                if old.get("locked_until", 0) > now:
+                    raise limits.locked(old["locked_until"], now) from None
+            try:  # the earlier failures are stale: this check starts a new series
+                self._db.update_item(
+                    **self._update(
+                        _dest(dest),
+                        STATE,
+                        "SET failed = :one, failed_at = :now, expires_at = :exp",
+                        f"{unlocked} AND failed_at <= :stale",
+                        values,
+                    )
+                )
+                return 1
+            except self._db.exceptions.ConditionalCheckFailedException:
+                continue  # a concurrent check just started the new series: count on top of it
+        raise errors.upstream_unavailable(retry_after=1)
 
     def approve(self, dest: str, now: int, approval: Approval, event: AuditEvent) -> None:
         expression = (
@@ -139,10 +162,10 @@ class StateStore:
             ":exp": approval.approved_until + DAY,
         }
         if approval.task_sid:
-            expression += ", approved_task = :task REMOVE locked_until"
+            expression += ", approved_task = :task REMOVE locked_until, failed_at"
             values[":task"] = approval.task_sid
         else:
-            expression += " REMOVE locked_until, approved_task"
+            expression += " REMOVE locked_until, failed_at, approved_task"
         self._transact(
             [{"Update": self._update(_dest(dest), STATE, expression, None, values)}, self._audit_put(dest, now, event)]
         )
@@ -155,7 +178,7 @@ class StateStore:
         lock = self._update(
             _dest(dest),
             STATE,
-            "SET locked_until = :until, failed = :zero, expires_at = :exp",
+            "SET locked_until = :until, failed = :zero, expires_at = :exp REMOVE failed_at",
             None,
             {":until": lock_until, ":zero": 0, ":exp": lock_until + DAY},
         )
