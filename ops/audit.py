@@ -57,8 +57,15 @@ def main(argv: list[str] | None = None) -> int:
             from devserver.stack import DEV_HASH_SECRET
 
             secret = DEV_HASH_SECRET
+    from botocore.exceptions import BotoCoreError, ClientError
+
     store = StateStore(client, Settings(state_table=table, customers_table="-"))
-    events = sorted(store.audit_trail(Hasher(secret.encode()).key(to)), key=lambda e: e["sk"])
+    try:
+        events = sorted(store.audit_trail(Hasher(secret.encode()).key(to)), key=lambda e: e["sk"])
+    except (BotoCoreError, ClientError) as exc:
+        where = f"stack {args.stack}" if args.stack else "the dev stack (is `make dev` running?)"
+        print(f"cannot read the audit trail from {where}: {exc}", file=sys.stderr)
+        return 1
     for event in events:
         if args.json:
             print(json.dumps({k: v for k, v in event.items() if k not in ("pk", "sk")}))

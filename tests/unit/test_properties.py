@@ -236,7 +236,7 @@ def sent_secrets(evt: dict[str, Any]) -> set[str]:
     return {s for s in found if len(s.lstrip("+")) >= 6}
 
 
-def test_whatever_arrives_the_answer_is_the_contracts(world_factory: Callable[..., Any]) -> None:
+def test_whatever_arrives_the_answer_is_the_contracts(world_factory: Callable[..., Any], log_lines: list[str]) -> None:
     # Given the real routes and actions, over moto, with fake Twilio and IAM
     world = world_factory()
     world.seed_customer(TO, name="Jane Doe")
@@ -245,6 +245,7 @@ def test_whatever_arrives_the_answer_is_the_contracts(world_factory: Callable[..
     @given(evt=events())
     def one_request(evt: dict[str, Any]) -> None:
         world.clock.advance(7)
+        logged_before = len(log_lines)
 
         # When
         reply = answer(world, evt)
@@ -274,9 +275,14 @@ def test_whatever_arrives_the_answer_is_the_contracts(world_factory: Callable[..
                 assert int(headers["Retry-After"]) >= 1
             if status == 405:
                 assert "Allow" in headers
+        # and no full number, code or token in the body or in the request's log lines
         said = reply["body"].replace("such as +15555550100", "")  # the documented example of an E.164 number
+        logged = "\n".join(log_lines[logged_before:])
+        assert logged, "every request is logged"
         for secret in sent_secrets(evt):
             assert secret not in said
+            assert secret not in logged
+        assert AGENT_TOKEN not in said and AGENT_TOKEN not in logged
 
     one_request()
 

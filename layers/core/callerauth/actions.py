@@ -189,6 +189,7 @@ class _Trail:
             task_sid=self.task_sid,
             channel=self.channel,
             twilio_sid=twilio_sid,
+            at=self.services.clock(),
         )
 
 

@@ -39,6 +39,7 @@ class AuditEvent:
     task_sid: str | None = None
     channel: str | None = None
     twilio_sid: str | None = None
+    at: float | None = None  # when it happened, to the millisecond (orders a trail within a second)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ class StateStore:
     # -- building blocks ---------------------------------------------------------------------
 
     def _audit_put(self, dest: str, now: int, event: AuditEvent) -> dict[str, Any]:
-        at = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = datetime.fromtimestamp(event.at or now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         item = {
             "pk": _dest(dest),
             "sk": f"AUDIT#{at}#{event.request_id}",
