@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
-COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "7"))
+COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "9"))
 WARM_CALLS = int(os.environ.get("BENCH_WARM_CALLS", "3000"))
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 
@@ -77,13 +77,13 @@ def main() -> int:
         token = stack.sandbox.issue_token("bench-agent", ["agent"])
         rows: list[tuple[str, str, str, bool]] = []
 
-        floor = _median_wall([sys.executable, "-c", "import boto3; boto3.client('dynamodb')"], child_env)
+        floor_command = [sys.executable, "-c", "import boto3; boto3.client('dynamodb')"]
+        cold = _cold_starts(floor_command, _cold_events(api, token), child_env)
+        floor = statistics.median(cold.pop("floor"))
         rows.append(("cold start floor (import boto3; client)", f"{floor * 1000:.0f} ms", "", True))
-        peaks = []
-        for function, event in _cold_events(api, token):
-            walls, peak = _cold(function, event, child_env)
+        peaks = [peak for _, peak in cold.values()]
+        for function, (walls, _) in cold.items():
             ratio = statistics.median(walls) / floor
-            peaks.append(peak)
             budget = BUDGETS[f"cold {function}"]
             rows.append(
                 (
@@ -204,27 +204,27 @@ def _cold_events(api: Api, token: str) -> list[tuple[str, Callable[[], dict[str,
     return [("start_verify", start), ("check_verify", check), ("customer_info", customer)]
 
 
-def _median_wall(command: list[str], env: dict[str, str]) -> float:
-    walls = []
+def _cold_starts(
+    floor_command: list[str], events: list[tuple[str, Callable[[], dict[str, Any]]]], env: dict[str, str]
+) -> dict[str, Any]:
+    """Wall times of fresh processes, the floor and each handler taking turns in every round, so that
+    whatever else the machine does at a moment weighs on all of them alike."""
+    walls: dict[str, list[float]] = {"floor": []}
+    peaks: dict[str, float] = {}
     for _ in range(COLD_RUNS):
         began = time.perf_counter()
-        subprocess.run(command, env=env, check=True, capture_output=True, cwd=ROOT)
-        walls.append(time.perf_counter() - began)
-    return statistics.median(walls)
-
-
-def _cold(function: str, make_event: Callable[[], dict[str, Any]], env: dict[str, str]) -> tuple[list[float], float]:
-    walls, peak = [], 0.0
-    for _ in range(COLD_RUNS):
-        command = [sys.executable, str(ROOT / "bench" / "coldstart.py"), function, json.dumps(make_event())]
-        began = time.perf_counter()
-        done = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT)
-        walls.append(time.perf_counter() - began)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        if result["status"] != 200:
-            raise SystemExit(f"bench: cold {function} answered {result['status']}: {done.stdout[-500:]}")
-        peak = max(peak, result["peak_mb"])
-    return walls, peak
+        subprocess.run(floor_command, env=env, check=True, capture_output=True, cwd=ROOT)
+        walls["floor"].append(time.perf_counter() - began)
+        for function, make_event in events:
+            command = [sys.executable, str(ROOT / "bench" / "coldstart.py"), function, json.dumps(make_event())]
+            began = time.perf_counter()
+            done = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT)
+            walls.setdefault(function, []).append(time.perf_counter() - began)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            if result["status"] != 200:
+                raise SystemExit(f"bench: cold {function} answered {result['status']}: {done.stdout[-500:]}")
+            peaks[function] = max(peaks.get(function, 0.0), result["peak_mb"])
+    return {"floor": walls["floor"]} | {f: (walls[f], peaks[f]) for f in peaks}
 
 
 def _count_calls(counts: Counter[str]) -> None:
@@ -279,7 +279,9 @@ def _warm_overhead() -> dict[str, tuple[float, float]]:
     from bench.stubs import stub_handlers
 
     timings = {}
-    for endpoint, (handler, event) in stub_handlers().items():
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        handlers = stub_handlers()
+    for endpoint, (handler, event) in handlers.items():
         samples = []
         with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # EMF metric lines
             for _ in range(WARM_CALLS):
