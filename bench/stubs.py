@@ -12,7 +12,7 @@ from callerauth.actions import Services
 from callerauth.agents import Agent
 from callerauth.config import Settings
 from callerauth.privacy import Hasher
-from callerauth.store import Approval
+from callerauth.store import Approval, CheckStarted
 from callerauth.twilio_verify import Sent
 from callerauth.wiring import handler_for
 
@@ -24,8 +24,8 @@ TOKEN = "stub-token"
 class StubStore:
     def reserve_send(self, *args: Any) -> None: ...
     def release_send(self, *args: Any) -> None: ...
-    def begin_check(self, *args: Any) -> int:
-        return 1
+    def begin_check(self, *args: Any) -> CheckStarted:
+        return CheckStarted(1, None)
 
     def approve(self, *args: Any) -> None: ...
     def fail_check(self, *args: Any) -> None: ...

@@ -96,6 +96,8 @@ CONFIG = schemathesis.Config.from_dict(
 )
 schema = schemathesis.openapi.from_path(SPEC, config=CONFIG)
 
+pytestmark = [pytest.mark.fuzz, pytest.mark.stack]
+
 
 # -------------------------------------------------------------------------------- the document itself
 
@@ -445,7 +447,6 @@ def none(none_stack: FuzzStack) -> Iterator[FuzzStack]:
     CURRENT.stack = None
 
 
-@pytest.mark.fuzz
 class TestFuzzAgentAuthFlex:
     """``AGENT_AUTH=flex``, our limits high, a valid token on every request."""
 
@@ -497,7 +498,6 @@ class TestFuzzAgentAuthFlex:
         )
 
 
-@pytest.mark.fuzz
 class TestFuzzAgentAuthNone:
     """``AGENT_AUTH=none``, our limits low, an origin allow-list, a country allow-list."""
 

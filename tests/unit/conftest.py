@@ -158,7 +158,7 @@ class FakeIam:
         return self.answers.get(token, {"valid": False, "code": 20101, "message": "Invalid Access Token"})
 
 
-AGENT_A, AGENT_B, SUPERVISOR_ONLY_ROLE = "token-agent-a", "token-agent-b", "token-guest"
+AGENT_A, AGENT_B, GUEST = "token-agent-a", "token-agent-b", "token-guest"  # the guest has no allowed role
 
 
 @dataclass
@@ -312,7 +312,7 @@ def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., Wo
         iam = FakeIam()
         iam.add(AGENT_A, "agent-a@example.com", worker_sid="WK" + "a" * 32)
         iam.add(AGENT_B, "agent-b@example.com", worker_sid="WK" + "b" * 32)
-        iam.add(SUPERVISOR_ONLY_ROLE, "guest@example.com", roles=("guest",))
+        iam.add(GUEST, "guest@example.com", roles=("guest",))
         services = Services(
             settings=settings,
             store=StateStore(dynamodb, settings),

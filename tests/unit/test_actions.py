@@ -474,12 +474,6 @@ def test_old_failures_do_not_count_towards_a_lock(world: Any, gap: int) -> None:
     assert (out.status, out.code) == (401, "incorrect_code")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.begin_check sets failed_at = now on every check and abandon_check only gives the count back, "
-    "not the old failed_at: a check that was no failure (20404, a Twilio error) keeps an hour-old series of "
-    "failures alive, so the next wrong code locks the number",
-)
 @pytest.mark.parametrize("no_failure", ["nothing pending", "twilio down"])
 def test_a_check_that_is_no_failure_does_not_keep_old_failures_alive(world: Any, no_failure: str) -> None:
     # Given two failures (the limit is three), and 50 minutes later a check that Twilio could not judge
@@ -905,3 +899,17 @@ def test_missing_tables_answer_503(world: Any) -> None:
     # Then
     assert (refused.value.status, refused.value.code) == (503, "upstream_unavailable")
     assert world.verify.calls == []
+
+
+def test_cancel_revokes_the_approval_even_when_twilio_is_down(world: Any) -> None:
+    # Given an approval, and Twilio down when the agent presses cancel
+    world.seed_customer(TO, name="Jane Doe")
+    approve(world)
+    world.verify.fail("cancel", error_for(503, None))
+
+    # When
+    out = cancel(world)
+
+    # Then: the outage is reported and audited, but the approval (ours to revoke) is gone
+    assert (out.status, out.code, out.audits) == (503, "upstream_unavailable", 1)
+    assert (info(world).status, info(world).code) == (403, "not_verified")

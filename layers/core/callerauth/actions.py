@@ -67,11 +67,11 @@ def check_verify(request: Request, services: Services) -> Reply:
     with _audited(request, services, "check", to, None, task_sid) as trail:
         agent = trail.identify()
         now = trail.now
-        failures = services.store.begin_check(trail.key, now)
+        started = services.store.begin_check(trail.key, now)
         try:
             approved = services.verify.check(to, code)
         except errors.ApiError as failure:
-            services.store.abandon_check(trail.key, now, trail.event(failure.code))
+            services.store.abandon_check(trail.key, now, started, trail.event(failure.code))
             trail.written = True
             raise
         if approved:
@@ -82,12 +82,12 @@ def check_verify(request: Request, services: Services) -> Reply:
             except Exception:
                 # Twilio approved but nothing is recorded: no approval, and the right code is no failure.
                 with suppress(Exception):
-                    services.store.abandon_check(trail.key, now, trail.event("upstream_unavailable"))
+                    services.store.abandon_check(trail.key, now, started, trail.event("upstream_unavailable"))
                     trail.written = True
                 raise
             trail.written = True
             return Reply(200, {"success": True, "message": "Verification success.", "verifiedUntil": _iso(until)})
-        if failures >= settings.max_failed_checks:
+        if started.failures >= settings.max_failed_checks:
             lock_until = now + settings.lockout_seconds
             services.store.fail_check(trail.key, now, lock_until, trail.event("locked"))
             trail.written = True
@@ -105,7 +105,10 @@ def cancel_verify(request: Request, services: Services) -> Reply:
         try:
             services.verify.cancel(to)
         except errors.ApiError as failure:
-            if failure.code != "verification_not_found":  # nothing pending: still clear the approval
+            if failure.code != "verification_not_found":  # nothing pending is fine: the approval still goes
+                # Twilio could not cancel, but the approval is ours to revoke: revoke it, then say so.
+                services.store.clear_approval(trail.key, trail.now, trail.event(failure.code))
+                trail.written = True
                 raise
         services.store.clear_approval(trail.key, trail.now, trail.event("canceled"))
         trail.written = True

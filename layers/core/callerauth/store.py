@@ -43,6 +43,12 @@ class AuditEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckStarted:
+    failures: int  # consecutive failed checks, this one included (counted until proven right)
+    previous_failed_at: int | None  # what to restore if this check turns out not to be a failure
+
+
+@dataclass(frozen=True, slots=True)
 class Approval:
     agent: str
     task_sid: str | None
@@ -110,7 +116,7 @@ class StateStore:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def begin_check(self, dest: str, now: int) -> int:
+    def begin_check(self, dest: str, now: int) -> CheckStarted:
         """Count this check as failed until proven right (so no race loses a failure); refuse while locked.
 
         Failures are consecutive within FAILURE_WINDOW of each other: after a quiet hour (or on an item
@@ -129,9 +135,10 @@ class StateStore:
                         f"{unlocked} AND (attribute_not_exists(failed_at) OR failed_at > :stale)",
                         values,
                     ),
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_OLD",
                 )
-                return int(answer["Attributes"]["failed"]["N"])
+                old = _plain(answer.get("Attributes")) or {}
+                return CheckStarted(old.get("failed", 0) + 1, old.get("failed_at"))
             except self._db.exceptions.ConditionalCheckFailedException as exc:
                 old = _plain(exc.response.get("Item")) or {}
                 if old.get("locked_until", 0) > now:
@@ -146,7 +153,7 @@ class StateStore:
                         values,
                     )
                 )
-                return 1
+                return CheckStarted(1, None)
             except self._db.exceptions.ConditionalCheckFailedException:
                 continue  # a concurrent check just started the new series: count on top of it
         raise errors.upstream_unavailable(retry_after=1)
@@ -185,9 +192,14 @@ class StateStore:
         )
         self._transact([{"Update": lock}, self._audit_put(dest, now, event)])
 
-    def abandon_check(self, dest: str, now: int, event: AuditEvent) -> None:
-        """Twilio could not judge the code: this check was not a failure after all."""
-        uncount = self._update(_dest(dest), STATE, "ADD failed :minus", "failed > :zero", {":minus": -1, ":zero": 0})
+    def abandon_check(self, dest: str, now: int, started: CheckStarted, event: AuditEvent) -> None:
+        """Twilio could not judge the code: this check was not a failure after all (nor its time)."""
+        values: dict[str, Any] = {":minus": -1, ":zero": 0}
+        if started.previous_failed_at is None:
+            expression = "ADD failed :minus REMOVE failed_at"
+        else:
+            expression, values[":then"] = "ADD failed :minus SET failed_at = :then", started.previous_failed_at
+        uncount = self._update(_dest(dest), STATE, expression, "failed > :zero", values)
         self._transact([self._audit_put(dest, now, event)], optional=[{"Update": uncount}])
 
     # -- approvals and audit -----------------------------------------------------------------
