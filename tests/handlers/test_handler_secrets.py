@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -55,17 +56,22 @@ def test_a_secret_still_holding_its_placeholders_answers_500_and_sends_nothing(
     api: Callable[..., Any],
     sandbox: Any,
     from_secrets_manager: Callable[[dict[str, str]], dict[str, str]],
-    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given the secret as the stack creates it, before anyone filled it in
     placeholders = {"ACCOUNT_SID": "AC-fill-me", "AUTH_TOKEN": "fill-me", "VERIFY_SERVICE_SID": "VA-fill-me"}
     client = api(**from_secrets_manager(placeholders))
 
     # When the plugin asks for a code
-    started = client.post("/start-verify", raw="to=%2B15555550100", content_type=PLUGIN_FORM)
+    logging.getLogger("callerauth").addHandler(caplog.handler)
+    try:
+        started = client.post("/start-verify", raw="to=%2B15555550100", content_type=PLUGIN_FORM)
+    finally:
+        logging.getLogger("callerauth").removeHandler(caplog.handler)
 
     # Then a 500 in the contract's shape (the log says what to fill), and nothing is sent
     assert started.status == 500
     assert started.body["error"] == {"code": "internal_error", "message": "Internal error."}
     assert sandbox.outbox == []
-    assert "Twilio credentials are missing or placeholders" in capsys.readouterr().out
+    problems = [getattr(record, "problem", "") for record in caplog.records]
+    assert any("Twilio credentials are missing or placeholders" in problem for problem in problems), problems
