@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 # sam build needs the Lambda runtime's interpreter (python3.13) on PATH; pyenv keeps one here.
-PY313_DIR := $(shell dirname "$$(command -v python3.13 2>/dev/null || ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)" 2>/dev/null)
+# (pyenv's own interpreter first: its shim for python3.13 fails unless 3.13 is the active version.)
+PY313 := $(shell ls -d $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+PY313_DIR := $(dir $(or $(PY313),$(shell command -v python3.13 2>/dev/null)))
 
 .PHONY: dev test lint typecheck validate pytest build deploy bench audit clean
 
