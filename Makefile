@@ -25,7 +25,7 @@ node_modules/.installed: package.json package-lock.json
 dev: $(VENV)/.installed  ## run the API (:3000), the Twilio sandbox (:3001) and DynamoDB (moto) locally
 	$(PY) -m devserver
 
-test: $(VENV)/.installed node_modules/.installed lint typecheck validate pytest  ## everything CI runs
+test: $(VENV)/.installed node_modules/.installed lint typecheck validate build pytest  ## everything CI runs
 
 lint: $(VENV)/.installed node_modules/.installed
 	$(VENV)/bin/ruff check .
