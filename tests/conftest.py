@@ -38,6 +38,27 @@ pytest_plugins = ["tests.openapi_conformance"]
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("start_verify", "check_verify", "customer_info")
 # Obviously fake credentials, shaped as the core demands (AC/VA + 32 hex).
+# Every setting of CONTRACT.md at its default, and empty Twilio credentials: a local stack started by a
+# test never inherits a setting from the shell or from .env, and always serves its Twilio sandbox.
+CONTRACT_DEFAULTS = {
+    "AGENT_AUTH": "flex",
+    "ALLOWED_ROLES": "agent,supervisor,admin",
+    "ALLOWED_ORIGINS": "*",
+    "APPROVAL_TTL_SECONDS": "1800",
+    "SEND_COOLDOWN_SECONDS": "30",
+    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "5",
+    "MAX_SENDS_PER_AGENT_PER_HOUR": "30",
+    "MAX_SENDS_PER_MINUTE": "60",
+    "MAX_FAILED_CHECKS": "10",
+    "LOCKOUT_SECONDS": "900",
+    "ALLOWED_COUNTRY_CODES": "",
+    "AUDIT_RETENTION_DAYS": "90",
+    "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
+    "ACCOUNT_SID": "",
+    "AUTH_TOKEN": "",
+    "VERIFY_SERVICE_SID": "",
+}
+
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "5a" * 16
 SERVICE_SID = "VA" + "fedcba9876543210" * 2

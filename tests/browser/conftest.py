@@ -21,6 +21,7 @@ import pytest
 
 from devserver.stack import Stack, start_stack
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.conftest import CONTRACT_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -36,24 +37,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 10_000  # per Playwright action or expectation: a stuck page fails the test, not the run
 
-# The contract's defaults (never a developer's shell or .env), on the sandbox (empty Twilio credentials).
-ENV = {
-    "AGENT_AUTH": "flex",
-    "ALLOWED_ROLES": "agent,supervisor,admin",
-    "ALLOWED_ORIGINS": "*",
-    "APPROVAL_TTL_SECONDS": "1800",
-    "SEND_COOLDOWN_SECONDS": "30",
-    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "5",
-    "MAX_SENDS_PER_AGENT_PER_HOUR": "30",
-    "MAX_SENDS_PER_MINUTE": "60",
-    "MAX_FAILED_CHECKS": "10",
-    "LOCKOUT_SECONDS": "900",
-    "ALLOWED_COUNTRY_CODES": "",
-    "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
-    "ACCOUNT_SID": "",
-    "AUTH_TOKEN": "",
-    "VERIFY_SERVICE_SID": "",
-}
+ENV = CONTRACT_DEFAULTS
 
 
 @dataclass

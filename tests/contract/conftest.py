@@ -29,6 +29,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from devserver.stack import Stack, start_stack
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.conftest import CONTRACT_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
@@ -38,26 +39,6 @@ ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"
 TIMEOUT = 15  # seconds, per HTTP request: a hung stack fails the test instead of the run
 
-# Every setting of CONTRACT.md at its default: a stack never inherits one from the shell or from .env.
-CONTRACT_DEFAULTS = {
-    "AGENT_AUTH": "flex",
-    "ALLOWED_ROLES": "agent,supervisor,admin",
-    "ALLOWED_ORIGINS": "*",
-    "APPROVAL_TTL_SECONDS": "1800",
-    "SEND_COOLDOWN_SECONDS": "30",
-    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "5",
-    "MAX_SENDS_PER_AGENT_PER_HOUR": "30",
-    "MAX_SENDS_PER_MINUTE": "60",
-    "MAX_FAILED_CHECKS": "10",
-    "LOCKOUT_SECONDS": "900",
-    "ALLOWED_COUNTRY_CODES": "",
-    "AUDIT_RETENTION_DAYS": "90",
-    "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
-    # Empty Twilio credentials: the stack serves its sandbox even if a developer's .env holds real ones.
-    "ACCOUNT_SID": "",
-    "AUTH_TOKEN": "",
-    "VERIFY_SERVICE_SID": "",
-}
 
 _running = threading.Lock()  # one local stack at a time (they share os.environ)
 _numbers = itertools.count(1)

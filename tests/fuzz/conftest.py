@@ -24,31 +24,12 @@ import pytest
 
 from devserver.stack import Stack, start_stack
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.conftest import CONTRACT_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = "fuzz-agent"
 LISTED_ORIGIN = "https://flex.twilio.com"
 
-# CONTRACT.md's settings at their defaults: a stack never inherits one from the shell or from .env.
-CONTRACT_DEFAULTS = {
-    "AGENT_AUTH": "flex",
-    "ALLOWED_ROLES": "agent,supervisor,admin",
-    "ALLOWED_ORIGINS": "*",
-    "APPROVAL_TTL_SECONDS": "1800",
-    "SEND_COOLDOWN_SECONDS": "30",
-    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "5",
-    "MAX_SENDS_PER_AGENT_PER_HOUR": "30",
-    "MAX_SENDS_PER_MINUTE": "60",
-    "MAX_FAILED_CHECKS": "10",
-    "LOCKOUT_SECONDS": "900",
-    "ALLOWED_COUNTRY_CODES": "",
-    "AUDIT_RETENTION_DAYS": "90",
-    "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
-    # Empty Twilio credentials: the stack serves its sandbox even if a developer's .env holds real ones.
-    "ACCOUNT_SID": "",
-    "AUTH_TOKEN": "",
-    "VERIFY_SERVICE_SID": "",
-}
 
 FLEX_ENV = {
     "AGENT_AUTH": "flex",
