@@ -31,6 +31,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from devserver.lambdas import load_handler, make_context
 from devserver.template import literal_global_env, load_template, table_specs
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.support import FakeClock
 
 # Every response any test produces is checked against docs/openapi.yaml.
 pytest_plugins = ["tests.openapi_conformance"]
@@ -82,22 +83,9 @@ SETTINGS = (
 )
 
 
-class FakeClock:
-    """Time that moves only when a test says so; callable, so it can stand in for ``time.time``."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 # --------------------------------------------------------------------------------------------- DynamoDB

@@ -28,24 +28,12 @@ from callerauth.store import StateStore
 from callerauth.twilio_verify import Sent
 
 from devserver.template import load_template, table_specs
+from tests.support import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 HASH_SECRET = b"unit-test-hash-secret-0123456789"
 START_TIME = 1_700_000_000  # 800 s into a fixed hour, 20 s into a fixed minute
 TWILIO_CODE_LIFETIME = 600  # a Twilio verification lives 10 minutes
-
-
-class FakeClock:
-    """A clock the test moves by hand: ``clock()`` is the time, ``clock.advance(s)`` moves it."""
-
-    def __init__(self, now: float = START_TIME) -> None:
-        self.now = float(now)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -307,7 +295,7 @@ def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., Wo
                     TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
                 )
         settings = Settings(state_table=names["StateTable"], customers_table=names["CustomersTable"], **overrides)
-        clock = FakeClock()
+        clock = FakeClock(START_TIME)
         verify = FakeVerify(clock)
         iam = FakeIam()
         iam.add(AGENT_A, "agent-a@example.com", worker_sid="WK" + "a" * 32)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +15,10 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.support import FakeClock, free_port, serving
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "sandbox-auth-token"
@@ -27,17 +26,6 @@ SERVICE_SID = "VA" + "fedcba9876543210" * 2
 ALLOWED = frozenset({"agent", "supervisor", "admin"})
 TIMEOUT = 2.0
 IP = "203.0.113.7"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class CountingValidator:
@@ -80,26 +68,6 @@ def iam() -> Iterator[Iam]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@contextmanager
-def serving(app: WSGIApplication) -> Iterator[str]:
-    """``app`` on a free loopback port in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------- IamTokenValidator

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -16,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from callerauth import errors, http
 from callerauth.twilio_verify import TWILIO_WINDOW_SECONDS, Credentials, Sent, TwilioVerify, error_for
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.support import FakeClock, free_port, serving
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -32,38 +29,6 @@ TO = "+15555550100"
 EMAIL = "jane@example.com"
 TIMEOUT = 2.0
 DOCS = "https://www.twilio.com/docs/errors/"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@contextmanager
-def serving(app: WSGIApplication) -> Iterator[str]:
-    """``app`` on a free loopback port in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def free_port() -> int:
-    """A loopback port that nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

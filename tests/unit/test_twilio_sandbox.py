@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client, TestResponse
 
 from devserver.twilio_sandbox import TwilioSandbox, mask
+from tests.support import FakeClock
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "sandbox-auth-token"
@@ -83,17 +84,6 @@ class ApiClient(Client):
 
     def delete(self, *args: Any, **kw: Any) -> JsonResponse:
         return cast(JsonResponse, super().delete(*args, **kw))
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
