@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import urllib3
+
 from callerauth import errors
 
 CACHE_SECONDS = 60
@@ -93,19 +95,15 @@ class FlexAgents:
 class IamTokenValidator:
     """POST {iam}/v1/Accounts/{sid}/Tokens/validate, as twilio-flex-token-validator does.
 
-    urllib3 is already loaded by botocore, so this costs the cold start nothing extra.
+    urllib3, not the Twilio client: botocore loads it anyway, so IAM costs the cold start nothing extra.
     """
 
     def __init__(self, base_url: str, credentials: Callable[[], tuple[str, str]], timeout: float) -> None:
-        import urllib3
-
         self._base_url = base_url
         self._credentials = credentials
         self._http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
 
     def validate(self, token: str) -> dict[str, Any]:
-        import urllib3
-
         account_sid, auth_token = self._credentials()
         headers = urllib3.make_headers(basic_auth=f"{account_sid}:{auth_token}")
         headers["Content-Type"] = "application/json"

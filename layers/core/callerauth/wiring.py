@@ -47,7 +47,7 @@ class Container:
         if settings.agent_auth == "flex":
             validator = IamTokenValidator(
                 settings.twilio_iam_base_url,
-                lambda: (credentials().account_sid, credentials().auth_token),
+                lambda: _basic_auth(credentials()),
                 settings.twilio_timeout_seconds,
             )
             agents: Any = FlexAgents(validator, settings.allowed_roles, self._clock)
@@ -96,6 +96,10 @@ def _secret(arn: str) -> Any:
     from aws_lambda_powertools.utilities import parameters
 
     return parameters.get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS)
+
+
+def _basic_auth(credentials: Credentials) -> tuple[str, str]:
+    return credentials.account_sid, credentials.auth_token
 
 
 def _credentials(values: Any) -> Credentials:
