@@ -50,7 +50,7 @@ deploy: build
 bench: $(VENV)/.installed
 	$(PY) -m bench
 
-audit: $(VENV)/.installed  ## make audit TO=+15555550100 [TABLE=...]: one number's audit trail
+audit: $(VENV)/.installed  ## make audit TO=+12025550100 [TABLE=...]: one number's audit trail
 	PYTHONPATH=layers/core:. $(PY) -m ops.audit "$(TO)"
 
 clean:

@@ -194,7 +194,7 @@ def _cold_events(api: Api, token: str) -> list[tuple[str, Callable[[], dict[str,
         api.post("/start-verify", to=to, Token=token)
         return _event("POST", "/check-verify", {"to": to, "verification_code": api.code_for(to), "Token": token})
 
-    approved = "+15555550100"  # a sample customer; one approval lasts all the runs
+    approved = "+12025550100"  # a sample customer; one approval lasts all the runs
     api.post("/start-verify", to=approved, Token=token)
     api.post("/check-verify", to=approved, verification_code=api.code_for(approved), Token=token)
 
@@ -262,7 +262,7 @@ def _calls_per_request(api: Api, sandbox: Any, counts: Counter[str]) -> dict[str
 
 
 def _customer_calls(api: Api, sandbox: Any, counts: Counter[str]) -> dict[str, dict[str, int]]:
-    token, to = sandbox.issue_token("info-agent", ["agent"]), "+15555550101"
+    token, to = sandbox.issue_token("info-agent", ["agent"]), "+12025550101"
     api.post("/start-verify", to=to, Token=token)
     api.post("/check-verify", to=to, verification_code=api.code_for(to), Token=token)
     return {"customer-info": _measure(counts, lambda: api.get("/customer-info", token, to=to))}
@@ -271,7 +271,7 @@ def _customer_calls(api: Api, sandbox: Any, counts: Counter[str]) -> dict[str, d
 def _iam_calls_per_token_minute(api: Api, sandbox: Any, counts: Counter[str]) -> int:
     token, before = sandbox.issue_token("iam-agent", ["agent"]), counts["iam"]
     for _ in range(10):
-        api.get("/customer-info", token, to="+15555550102")
+        api.get("/customer-info", token, to="+12025550102")
     return counts["iam"] - before
 
 

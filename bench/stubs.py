@@ -17,7 +17,7 @@ from callerauth.twilio_verify import Sent
 from callerauth.wiring import handler_for
 
 NOW = 1_800_000_000
-TO = "+15555550100"
+TO = "+12025550100"
 TOKEN = "stub-token"
 
 

@@ -13,7 +13,7 @@ from types import FrameType
 from devserver.stack import Stack, resolve_settings, start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_NUMBER = "+15555550100"
+SAMPLE_NUMBER = "+12025550100"
 FORM = "-H 'Content-Type: application/x-www-form-urlencoded;charset=UTF-8'"
 
 

@@ -54,7 +54,7 @@ def iso(ts: float) -> str:
 
 
 def mask(to: str) -> str:
-    """``+15555550100`` → ``+1******0100``; ``jane@example.com`` → ``j***@example.com``."""
+    """``+12025550100`` → ``+1******0100``; ``jane@example.com`` → ``j***@example.com``."""
     if "@" in to:
         local, _, domain = to.partition("@")
         return f"{local[:1]}***@{domain}"

@@ -1,8 +1,8 @@
 """Print one destination's audit trail, newest last.
 
-Locally (the `make dev` stack):   python -m ops.audit +15555550100
+Locally (the `make dev` stack):   python -m ops.audit +12025550100
 Deployed (reads the stack's outputs with your AWS credentials):
-                                  python -m ops.audit +15555550100 --stack callerauth
+                                  python -m ops.audit +12025550100 --stack callerauth
 The trail is keyed by an HMAC of the number, so the hashing secret is needed to find it: from the
 stack's HashSecret in Secrets Manager, or locally from HASH_SECRET (environment, then .env).
 """
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         to = recipient({"to": args.to})
     except Exception:
-        print("expected an E.164 number such as +15555550100, or an e-mail address", file=sys.stderr)
+        print("expected an E.164 number such as +12025550100, or an e-mail address", file=sys.stderr)
         return 2
     if args.stack:
         outputs = _stack_outputs(boto3.client("cloudformation"), args.stack)

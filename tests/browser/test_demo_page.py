@@ -17,7 +17,7 @@ from devserver.__main__ import banner
 from devserver.demo import DEMO_AGENT, DemoPage
 from devserver.twilio_sandbox import TwilioSandbox
 
-CUSTOMER = "+15555550100"  # the sample customer the page is prefilled with
+CUSTOMER = "+12025550100"  # the sample customer the page is prefilled with
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 SCREENSHOT = "/tmp/demo.png"
 
@@ -82,7 +82,7 @@ def test_the_whole_flow_send_verify_and_show_the_customer(page: Any, expect: Any
 @pytest.mark.browser
 def test_a_wrong_code_shows_incorrect_token(page: Any, expect: Any, demo_stack: Any) -> None:
     # Given a code sent to another sample customer
-    to = "+15555550101"
+    to = "+12025550101"
     status = _open(page, expect, demo_stack.demo_url + "/")
     page.get_by_label("Customer phone number").fill(to)
     page.get_by_role("button", name="Send code").click()
@@ -129,7 +129,7 @@ def test_each_call_is_a_cors_request_preflighted_because_of_x_flex_token(
 ) -> None:
     # Given the page (one origin) with an agent's token in its query, the API (another), and a record of
     # what the browser sends
-    to = "+15555550102"
+    to = "+12025550102"
     api = demo_stack.stack.api_url
     assert api.rsplit(":", 1)[1] != demo_stack.demo_url.rsplit(":", 1)[1]
     token = demo_stack.sandbox.issue_token("browser-agent", ["agent"])

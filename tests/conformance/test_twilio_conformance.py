@@ -24,7 +24,7 @@ pytestmark = pytest.mark.prism
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "conformance-auth-token"
 SERVICE_SID = "VA" + "fedcba9876543210" * 2
-TO = "+15555550100"
+TO = "+12025550100"
 EMAIL = "jane@example.com"
 TIMEOUT = 10.0
 
@@ -77,7 +77,7 @@ def test_cancel_sends_a_request_that_twilio_schema_accepts_with_the_number_encod
     # Then Prism accepted the request (no ApiError) ...
     # ... which went to the path with the "+" percent-encoded, as Twilio expects it
     logged = prism.log_text()[logged_before:]
-    assert f"/v2/Services/{SERVICE_SID}/Verifications/%2B15555550100" in logged
+    assert f"/v2/Services/{SERVICE_SID}/Verifications/%2B12025550100" in logged
 
 
 def test_start_then_check_then_cancel_in_sequence(adapter: TwilioVerify) -> None:
@@ -102,8 +102,8 @@ VERIFICATIONS = f"/v2/Services/{SERVICE_SID}/Verifications"
     [
         pytest.param(VERIFICATIONS, {"Channel": "sms"}, True, 422, id="start-without-To"),
         pytest.param(VERIFICATIONS, {"To": TO}, True, 422, id="start-without-Channel"),
-        pytest.param(f"{VERIFICATIONS}/%2B15555550100", {"Status": "paused"}, True, 422, id="status-not-in-enum"),
-        pytest.param(f"{VERIFICATIONS}/%2B15555550100", {"Code": "123456"}, True, 422, id="update-without-Status"),
+        pytest.param(f"{VERIFICATIONS}/%2B12025550100", {"Status": "paused"}, True, 422, id="status-not-in-enum"),
+        pytest.param(f"{VERIFICATIONS}/%2B12025550100", {"Code": "123456"}, True, 422, id="update-without-Status"),
         pytest.param(
             "/v2/Services/VAnot-a-sid/Verifications",
             {"To": TO, "Channel": "sms"},

@@ -16,8 +16,8 @@ import requests
 
 pytestmark = pytest.mark.stack
 
-TO = "+15555550100"  # the seeded sample customer
-DIGITS = "5555550100"
+TO = "+12025550100"  # the seeded sample customer
+DIGITS = "2025550100"
 MASKED = "+1******0100"
 BURST = 20
 AGENT_CAP = 3
@@ -104,7 +104,7 @@ class TestBurstAndPrivacy:
             assert line in err  # ...and the gateway's
 
         # Then no log line holds the number (in any spelling), a code or the agent's token
-        for secret in (TO, DIGITS, "15555550100", "%2B15555550100", "%2b15555550100", token):
+        for secret in (TO, DIGITS, "12025550100", "%2B12025550100", "%2b12025550100", token):
             assert secret not in logged
             # The sandbox (Twilio's stand-in) prints each code it "sends", by design; never the number or token.
             assert secret not in "\n".join(burst_stack.announcements)
@@ -184,7 +184,7 @@ class TestAgentCapAndCodeGuessing:
         self, caps_stack: Any, wrong: Callable[..., str], failure: Any
     ) -> None:
         # Given an agent who sent a code to a customer, and got it wrong three times
-        to = "+15555550102"  # a seeded customer, so customer-info would have a record to serve
+        to = "+12025550102"  # a seeded customer, so customer-info would have a record to serve
         token = caps_stack.token("guessing-agent")
         plugin = caps_stack.plugin(token)
         assert plugin.start(to).success is True

@@ -304,7 +304,7 @@ def test_the_field_rules_are_the_core_s(doc: Mapping[str, Any]) -> None:
     assert schemas["VerificationCode"]["pattern"] == f"^{fields.CODE.pattern}$"
     assert schemas["TaskSid"]["pattern"] == f"^{fields.TASK_SID.pattern}$"
     assert schemas["Channel"]["enum"] == list(fields.CHANNELS)
-    assert schemas["Channel"]["default"] == fields.destination({"to": "+15555550100"}).channel
+    assert schemas["Channel"]["default"] == fields.destination({"to": "+12025550100"}).channel
     assert schemas["Locale"]["default"] == fields.locale({})
     assert schemas["FlexToken"]["maxLength"] == agents.MAX_TOKEN_LENGTH
 
@@ -456,7 +456,7 @@ RIGHT = {
         ),
     ),
 }
-SECRET_NOTE = "SENSITIVE note for Ada at +15555550100, ada.lovelace@example.com: must never be shown to agents"
+SECRET_NOTE = "SENSITIVE note for Ada at +12025550100, ada.lovelace@example.com: must never be shown to agents"
 WRONG = {
     "a code of another status": (
         "POST",
@@ -539,7 +539,7 @@ def test_the_checker_reports_a_wrong_answer_without_quoting_customer_data(contra
     assert violations, name
     assert expected in report
     assert report.startswith(f"{method} {path} -> {answer['statusCode']}: ")
-    for secret in ("SENSITIVE", "+15555550100", "ada.lovelace", "Bad Gateway"):
+    for secret in ("SENSITIVE", "+12025550100", "ada.lovelace", "Bad Gateway"):
         assert secret not in report
 
 
@@ -575,7 +575,7 @@ def test_the_plugin_fails_the_test_that_produced_a_wrong_answer(tmp_path: Path) 
 
         def made_up(request, services):
             from callerauth import errors
-            raise errors.ApiError(400, "made_up_code", "Call +15555550123 back.")
+            raise errors.ApiError(400, "made_up_code", "Call +12025550123 back.")
 
         def answer(http, path="/x"):
             event = {"httpMethod": "POST", "resource": path, "path": path, "headers": {}, "body": ""}
@@ -628,4 +628,4 @@ def test_the_plugin_fails_the_test_that_produced_a_wrong_answer(tmp_path: Path) 
     assert "ERROR at teardown of test_wrong " in output, output
     assert "ERROR at teardown of test_wrong_after_a_fresh_import" in output, output
     assert "POST /x -> 400: body.error.code: 'made_up_code' is not one of" in output, output
-    assert "15555550123" not in output
+    assert "12025550123" not in output

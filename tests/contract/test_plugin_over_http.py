@@ -15,7 +15,7 @@ import requests
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[2]
-TO = "+15555550100"  # the seeded sample customer
+TO = "+12025550100"  # the seeded sample customer
 PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 FLEX_ORIGIN = "https://flex.twilio.com"
 OTHER_ORIGIN = "https://evil.example"
@@ -56,7 +56,7 @@ class TestUnmodifiedPlugin:
         request = started.response.request
         assert request.method == "POST" and request.url == f"{plugin_stack.api}/start-verify"
         assert request.headers["Content-Type"] == PLUGIN_FORM
-        assert request.body == "to=%2B15555550100"
+        assert request.body == "to=%2B12025550100"
         assert (started.success, started.message) == (True, None)
         assert started.response.json() == {"success": True, "status": "pending", "channel": "sms", "resendAfter": 30}
         # ...and one SMS went to the caller
@@ -69,7 +69,7 @@ class TestUnmodifiedPlugin:
         checked = plugin.check(TO, code)
 
         # Then the plugin sent its check body, and the caller is verified
-        assert checked.response.request.body == f"to=%2B15555550100&verification_code={code}"
+        assert checked.response.request.body == f"to=%2B12025550100&verification_code={code}"
         assert (checked.success, checked.message) == (True, None)
         body = checked.response.json()
         assert body["message"] == "Verification success."
@@ -313,7 +313,7 @@ class TestPluginWithAgentToken:
         checked = plugin.check(TO, code)
 
         # Then both succeed, and the requests were the plugin's plus one field
-        assert started.response.request.body == f"to=%2B15555550100&Token={token}"
+        assert started.response.request.body == f"to=%2B12025550100&Token={token}"
         assert (started.success, checked.success) == (True, True)
         assert checked.response.json()["message"] == "Verification success."
 

@@ -38,7 +38,7 @@ from callerauth.privacy import Hasher
 
 from tests.handlers.conftest import Api, Audit, assert_error
 
-TO = "+15555550100"  # a seeded customer
+TO = "+12025550100"  # a seeded customer
 AGENT = "alice"
 HOOK_ID = "tests-faults-dynamodb"
 

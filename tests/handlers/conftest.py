@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 
 PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
-TO = "+15555550100"  # a seeded customer
+TO = "+12025550100"  # a seeded customer
 SOURCE_IP = "203.0.113.10"
 
 

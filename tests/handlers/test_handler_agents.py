@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-TO = "+15555550100"
+TO = "+12025550100"
 MASKED = "+1******0100"
-NO_RECORD = "+15555550199"  # fictional, not among the sample customers
+NO_RECORD = "+12025550199"  # fictional, not among the sample customers
 TASK = "WT0123456789abcdef0123456789abcdef"
 OTHER_TASK = "WTfedcba9876543210fedcba9876543210"
 VISIBLE = {

@@ -40,10 +40,10 @@ class Expected:
 
 
 EXPECTED: dict[str, Expected] = {
-    "start-verify.json": Expected("none", 200, lambda body: body == SENT, sent_to="+15555550100"),
-    "start-verify-flex.json": Expected("flex", 200, lambda body: body == SENT, sent_to="+15555550100"),
-    "start-verify-json.json": Expected("flex", 200, lambda body: body == SENT, sent_to="+15555550101"),
-    "start-verify-base64.json": Expected("none", 200, lambda body: body == SENT, sent_to="+15555550102"),
+    "start-verify.json": Expected("none", 200, lambda body: body == SENT, sent_to="+12025550100"),
+    "start-verify-flex.json": Expected("flex", 200, lambda body: body == SENT, sent_to="+12025550100"),
+    "start-verify-json.json": Expected("flex", 200, lambda body: body == SENT, sent_to="+12025550101"),
+    "start-verify-base64.json": Expected("none", 200, lambda body: body == SENT, sent_to="+12025550102"),
     "check-verify.json": Expected(
         "none",
         200,
@@ -128,7 +128,7 @@ def test_events_file_is_a_complete_rest_proxy_event(name: str) -> None:
         assert event["multiValueQueryStringParameters"] == {k: [v] for k, v in event["queryStringParameters"].items()}
     # and every phone number in it is a fictional +1 555 555 01xx one
     numbers = re.findall(r"(?:\+|%2B)(\d{7,15})", json.dumps(event))
-    assert all(re.fullmatch(r"1555555\d{4}", number) for number in numbers), numbers
+    assert all(re.fullmatch(r"1202555\d{4}", number) for number in numbers), numbers
 
 
 @pytest.mark.parametrize("name", EVENT_FILES)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-TO = "+15555550100"
+TO = "+12025550100"
 TASK = "WT0123456789abcdef0123456789abcdef"
 PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 START_MISSING = "Missing parameter; please provide a phone number or email."
@@ -40,7 +40,7 @@ def test_plugin_start_then_check_with_the_sent_code_approves(
     client = api(AGENT_AUTH="none")
 
     # When the plugin posts its exact start body
-    started = client.post("/start-verify", raw="to=%2B15555550100", content_type=PLUGIN_FORM)
+    started = client.post("/start-verify", raw="to=%2B12025550100", content_type=PLUGIN_FORM)
 
     # Then a code goes out to the number
     assert started.status == 200
@@ -49,7 +49,7 @@ def test_plugin_start_then_check_with_the_sent_code_approves(
     code = sandbox.outbox[-1]["code"]
 
     # When the agent types that code and the plugin posts its exact check body
-    checked = client.post("/check-verify", raw=f"to=%2B15555550100&verification_code={code}", content_type=PLUGIN_FORM)
+    checked = client.post("/check-verify", raw=f"to=%2B12025550100&verification_code={code}", content_type=PLUGIN_FORM)
 
     # Then the caller is verified, server-side, for the approval window
     assert checked.status == 200
@@ -249,7 +249,7 @@ def test_a_body_of_exactly_8_kib_is_read_and_one_byte_more_is_413(
 ) -> None:
     # Given bodies of 8 KiB and 8 KiB + 1 once decoded (unknown fields are ignored)
     client = api(AGENT_AUTH="none", SEND_COOLDOWN_SECONDS="0")
-    prefix = "to=%2B15555550100&padding="
+    prefix = "to=%2B12025550100&padding="
     fits, too_large = (prefix + "x" * (size - len(prefix)) for size in (MAX_BODY, MAX_BODY + 1))
 
     # When both are posted
@@ -265,13 +265,13 @@ def test_a_body_of_exactly_8_kib_is_read_and_one_byte_more_is_413(
 @pytest.mark.parametrize(
     ("raw", "content_type", "is_base64"),
     [
-        pytest.param('{"to": "+15555550100"', "application/json", False, id="truncated-json"),
-        pytest.param('["+15555550100"]', "application/json", False, id="json-not-an-object"),
+        pytest.param('{"to": "+12025550100"', "application/json", False, id="truncated-json"),
+        pytest.param('["+12025550100"]', "application/json", False, id="json-not-an-object"),
         pytest.param("not*base64!", PLUGIN_FORM, True, id="bad-base64"),
         pytest.param("to=%2B1555555%G00100", PLUGIN_FORM, False, id="bad-percent-escape"),
-        pytest.param("to=%2B15555550100%", PLUGIN_FORM, False, id="truncated-percent-escape"),
+        pytest.param("to=%2B12025550100%", PLUGIN_FORM, False, id="truncated-percent-escape"),
         pytest.param("to=%FF%FE", PLUGIN_FORM, False, id="percent-encoded-non-utf8"),
-        pytest.param("to=%2B15555550100", "text/plain", False, id="unsupported-content-type"),
+        pytest.param("to=%2B12025550100", "text/plain", False, id="unsupported-content-type"),
     ],
 )
 def test_an_undecodable_body_is_malformed_body(
@@ -451,12 +451,12 @@ def test_a_non_string_json_value_is_invalid_and_not_echoed(
     api: Callable[..., Any], assert_error: Callable[..., Any]
 ) -> None:
     # Given the handlers / When a JSON client sends the number as a JSON number
-    answer = api(AGENT_AUTH="none").post("/start-verify", json_body={"to": 15555550100})
+    answer = api(AGENT_AUTH="none").post("/start-verify", json_body={"to": 12025550100})
 
     # Then it is refused as invalid, naming the field only
     error = assert_error(answer, 400, "invalid_parameter")
     assert "'to'" in error["message"]
-    assert "5555550100" not in json.dumps(answer.body)
+    assert "2025550100" not in json.dumps(answer.body)
 
 
 @pytest.mark.parametrize(

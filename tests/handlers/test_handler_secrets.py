@@ -45,11 +45,11 @@ def test_the_credentials_and_the_hashing_key_come_from_secrets_manager(
     client = api(**from_secrets_manager(twilio))
 
     # When the plugin asks for a code
-    started = client.post("/start-verify", raw="to=%2B15555550100", content_type=PLUGIN_FORM)
+    started = client.post("/start-verify", raw="to=%2B12025550100", content_type=PLUGIN_FORM)
 
     # Then it is sent with those credentials
     assert started.status == 200
-    assert [message["to"] for message in sandbox.outbox] == ["+15555550100"]
+    assert [message["to"] for message in sandbox.outbox] == ["+12025550100"]
 
 
 def test_a_secret_still_holding_its_placeholders_answers_500_and_sends_nothing(
@@ -65,7 +65,7 @@ def test_a_secret_still_holding_its_placeholders_answers_500_and_sends_nothing(
     # When the plugin asks for a code
     logging.getLogger("callerauth").addHandler(caplog.handler)
     try:
-        started = client.post("/start-verify", raw="to=%2B15555550100", content_type=PLUGIN_FORM)
+        started = client.post("/start-verify", raw="to=%2B12025550100", content_type=PLUGIN_FORM)
     finally:
         logging.getLogger("callerauth").removeHandler(caplog.handler)
 

@@ -22,8 +22,8 @@ from callerauth.actions import cancel_verify, check_verify, customer_info, start
 from callerauth.agents import AnonymousAgents
 from callerauth.twilio_verify import error_for
 
-TO = "+15555550100"
-OTHER = "+15555550111"
+TO = "+12025550100"
+OTHER = "+12025550111"
 TASK = "WT" + "ab" * 16
 OTHER_TASK = "WT" + "cd" * 16
 START = 1_700_000_000
@@ -283,12 +283,12 @@ def test_five_sends_an_hour_per_number_then_rate_limited_until_the_hour_ends(wor
 def test_the_per_agent_cap_holds_back_only_that_agent(world_factory: Callable[..., Any]) -> None:
     # Given an agent allowed two sends an hour, who has used them
     world = world_factory(max_sends_per_agent_per_hour=2)
-    assert send(world, "+15555550101").status == 200
-    assert send(world, "+15555550102").status == 200
+    assert send(world, "+12025550101").status == 200
+    assert send(world, "+12025550102").status == 200
 
     # When
-    third = send(world, "+15555550103")
-    colleague = send(world, "+15555550103", token=AGENT_B)
+    third = send(world, "+12025550103")
+    colleague = send(world, "+12025550103", token=AGENT_B)
 
     # Then
     assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 2800)
@@ -299,13 +299,13 @@ def test_the_per_agent_cap_holds_back_only_that_agent(world_factory: Callable[..
 def test_the_deployment_breaker_pauses_every_send_until_the_minute_ends(world_factory: Callable[..., Any]) -> None:
     # Given a deployment allowed two sends a minute, used by two agents
     world = world_factory(max_sends_per_minute=2)
-    assert send(world, "+15555550101").status == 200
-    assert send(world, "+15555550102", token=AGENT_B).status == 200
+    assert send(world, "+12025550101").status == 200
+    assert send(world, "+12025550102", token=AGENT_B).status == 200
 
     # When
-    third = send(world, "+15555550103")
+    third = send(world, "+12025550103")
     world.clock.advance(40)
-    next_minute = send(world, "+15555550103")
+    next_minute = send(world, "+12025550103")
 
     # Then
     assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 40)

@@ -69,7 +69,7 @@ def test_form_post_event_has_the_rest_v1_proxy_shape() -> None:
     before_ms = int(time.time() * 1000)
     response = client.post(
         "/start-verify",
-        data="to=%2B15555550100",
+        data="to=%2B12025550100",
         content_type=FORM,
         headers={"User-Agent": "flex-plugin/1.0", "Origin": "https://flex.twilio.com"},
     )
@@ -91,7 +91,7 @@ def test_form_post_event_has_the_rest_v1_proxy_shape() -> None:
     }
     assert event["resource"] == event["path"] == "/start-verify"
     assert event["httpMethod"] == "POST"
-    assert event["body"] == "to=%2B15555550100"
+    assert event["body"] == "to=%2B12025550100"
     assert event["isBase64Encoded"] is False
     assert event["headers"]["Content-Type"] == FORM
     assert event["headers"]["Origin"] == "https://flex.twilio.com"
@@ -123,10 +123,10 @@ def test_json_post_body_is_passed_as_text() -> None:
     handler = Recorder()
     client, _ = make_gateway(handler)
     # When a JSON body is posted
-    client.post("/start-verify", json={"to": "+15555550100", "channel": "sms"})
+    client.post("/start-verify", json={"to": "+12025550100", "channel": "sms"})
     # Then the body is the JSON text, unchanged and not base64
     event = handler.events[0]
-    assert json.loads(event["body"]) == {"to": "+15555550100", "channel": "sms"}
+    assert json.loads(event["body"]) == {"to": "+12025550100", "channel": "sms"}
     assert event["isBase64Encoded"] is False
     assert event["headers"]["Content-Type"] == "application/json"
 
@@ -136,12 +136,12 @@ def test_get_query_string_is_decoded_and_repeated_keys_keep_every_value() -> Non
     handler = Recorder()
     client, _ = make_gateway(handler)
     # When a GET carries an encoded number and a repeated key
-    client.get("/start-verify?to=%2B15555550100&tag=a&tag=b+c")
+    client.get("/start-verify?to=%2B12025550100&tag=a&tag=b+c")
     # Then single values hold the last one, multi values all of them, and there is no body
     event = handler.events[0]
     assert event["httpMethod"] == "GET"
-    assert event["queryStringParameters"] == {"to": "+15555550100", "tag": "b c"}
-    assert event["multiValueQueryStringParameters"] == {"to": ["+15555550100"], "tag": ["a", "b c"]}
+    assert event["queryStringParameters"] == {"to": "+12025550100", "tag": "b c"}
+    assert event["multiValueQueryStringParameters"] == {"to": ["+12025550100"], "tag": ["a", "b c"]}
     assert event["body"] is None
     assert event["isBase64Encoded"] is False
 
@@ -442,7 +442,7 @@ def test_stack_serves_the_handlers_with_tables_sandbox_and_settings(
     ) as stack:
         start = requests.get(f"{stack.api_url}/start-verify", timeout=10).json()
         check = requests.post(f"{stack.api_url}/check-verify", timeout=10).json()
-        info = requests.get(f"{stack.api_url}/customer-info?to=%2B15555550100", timeout=10).json()
+        info = requests.get(f"{stack.api_url}/customer-info?to=%2B12025550100", timeout=10).json()
         unknown = requests.get(f"{stack.api_url}/nope", timeout=10)
         outbox = requests.get(f"{stack.outbox_url}", timeout=10)
         # Then each function is its own app.py, with a fresh (cold) copy of the layer

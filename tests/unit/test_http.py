@@ -13,7 +13,7 @@ from callerauth import errors
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Reply, Request, serve
 
-FAKE_NUMBER = "+15555550199"
+FAKE_NUMBER = "+12025550199"
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Content-Type, X-Flex-Token"
 FORM = "application/x-www-form-urlencoded"
@@ -132,10 +132,10 @@ def b64(raw: bytes) -> str:
 )
 def test_form_body_is_decoded_with_or_without_charset(content_type: str | None) -> None:
     # Given the plugin's own encoding of a start request (URLSearchParams)
-    evt = event(body="to=%2B15555550100&channel=sms", content_type=content_type)
+    evt = event(body="to=%2B12025550100&channel=sms", content_type=content_type)
 
     # When / Then
-    assert fields_of(evt) == {"to": "+15555550100", "channel": "sms"}
+    assert fields_of(evt) == {"to": "+12025550100", "channel": "sms"}
 
 
 def test_form_body_in_latin_1_is_decoded_with_its_charset() -> None:
@@ -163,17 +163,17 @@ def test_raw_latin_1_bytes_in_a_base64_body_are_decoded_with_its_charset() -> No
 )
 def test_json_object_body_is_decoded(content_type: str | None) -> None:
     # Given a JSON object (without Content-Type, a body starting with "{" is taken for JSON)
-    evt = event(body=json.dumps({"to": "+15555550100", "verification_code": "123456"}), content_type=content_type)
+    evt = event(body=json.dumps({"to": "+12025550100", "verification_code": "123456"}), content_type=content_type)
 
     # When / Then
-    assert fields_of(evt) == {"to": "+15555550100", "verification_code": "123456"}
+    assert fields_of(evt) == {"to": "+12025550100", "verification_code": "123456"}
 
 
 @pytest.mark.parametrize(
     ("raw", "content_type"),
     [
-        (b"to=%2B15555550100&code=123456", FORM),
-        (b'{"to": "+15555550100", "code": "123456"}', "application/json"),
+        (b"to=%2B12025550100&code=123456", FORM),
+        (b'{"to": "+12025550100", "code": "123456"}', "application/json"),
     ],
 )
 def test_base64_encoded_bodies_are_decoded_first(raw: bytes, content_type: str) -> None:
@@ -181,22 +181,22 @@ def test_base64_encoded_bodies_are_decoded_first(raw: bytes, content_type: str) 
     evt = event(body=b64(raw), is_base64=True, content_type=content_type)
 
     # When / Then
-    assert fields_of(evt) == {"to": "+15555550100", "verification_code": "123456"}
+    assert fields_of(evt) == {"to": "+12025550100", "verification_code": "123456"}
 
 
 def test_get_reads_the_query_string_and_ignores_any_body() -> None:
     # Given a GET with the fields in the query string and something else in a body
-    evt = event(method="GET", query={"To": "+15555550100", "taskSid": "WT" + "0" * 32}, body="to=%2B19999999999")
+    evt = event(method="GET", query={"To": "+12025550100", "taskSid": "WT" + "0" * 32}, body="to=%2B19999999999")
 
     # When / Then
-    assert fields_of(evt) == {"to": "+15555550100", "task_sid": "WT" + "0" * 32}
+    assert fields_of(evt) == {"to": "+12025550100", "task_sid": "WT" + "0" * 32}
 
 
 def test_get_reads_repeated_query_parameters_and_refuses_conflicting_ones() -> None:
     # Given the same field twice in a query string: once agreeing, once not
-    agreeing = event(method="GET", query={"to": "+15555550100"}, multi_query={"to": ["+15555550100", "+15555550100"]})
+    agreeing = event(method="GET", query={"to": "+12025550100"}, multi_query={"to": ["+12025550100", "+12025550100"]})
     conflicting = event(
-        method="GET", query={"to": "+15555550101"}, multi_query={"to": ["+15555550100", "+15555550101"]}
+        method="GET", query={"to": "+12025550101"}, multi_query={"to": ["+12025550100", "+12025550101"]}
     )
 
     # When
@@ -204,7 +204,7 @@ def test_get_reads_repeated_query_parameters_and_refuses_conflicting_ones() -> N
     status, _, body = call(conflicting)
 
     # Then
-    assert agreed == {"to": "+15555550100"}
+    assert agreed == {"to": "+12025550100"}
     assert_error(status, body, 400, "invalid_parameter")
 
 
@@ -254,10 +254,10 @@ def test_the_token_comes_from_the_field_or_else_the_x_flex_token_header() -> Non
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
-        ("to=%2B15555550100&To=%2B15555550101", FORM),
+        ("to=%2B12025550100&To=%2B12025550101", FORM),
         ("code=123456&Code=654321", FORM),
         ("taskSid=a&task_sid=b", FORM),
-        ('{"to": "+15555550100", "to": "+15555550101"}', "application/json"),
+        ('{"to": "+12025550100", "to": "+12025550101"}', "application/json"),
         ('{"verification_code": "1234", "code": "4321"}', "application/json"),
     ],
 )
@@ -268,36 +268,36 @@ def test_conflicting_repeats_of_a_field_are_refused(body: str, content_type: str
     # Then
     assert_error(status, answer, 400, "invalid_parameter")
     assert "more than once" in answer["message"]
-    assert "+15555550101" not in answer["message"]
+    assert "+12025550101" not in answer["message"]
     assert headers["Access-Control-Allow-Origin"] == "*"
 
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [
-        ("to=%2B15555550100&To=%2B15555550100", FORM),
-        ('{"to": "+15555550100", "To": "+15555550100"}', "application/json"),
+        ("to=%2B12025550100&To=%2B12025550100", FORM),
+        ('{"to": "+12025550100", "To": "+12025550100"}', "application/json"),
     ],
 )
 def test_identical_repeats_are_accepted(body: str, content_type: str) -> None:
     # Given / When / Then
-    assert fields_of(event(body=body, content_type=content_type)) == {"to": "+15555550100"}
+    assert fields_of(event(body=body, content_type=content_type)) == {"to": "+12025550100"}
 
 
 def test_unknown_fields_are_ignored_whatever_their_type() -> None:
     # Given unknown fields next to a known one, including non-string JSON values
     evt = event(
         body=json.dumps(
-            {"to": "+15555550100", "TO": "x", "extra": [1, {"a": None}], "n": 3.5, "flag": True, "nothing": None}
+            {"to": "+12025550100", "TO": "x", "extra": [1, {"a": None}], "n": 3.5, "flag": True, "nothing": None}
         ),
         content_type="application/json",
     )
 
     # When / Then
-    assert fields_of(evt) == {"to": "+15555550100"}
+    assert fields_of(evt) == {"to": "+12025550100"}
 
 
-@pytest.mark.parametrize("value", [15555550100, 1.5, True, None, ["+15555550100"], {"number": "+1555"}])
+@pytest.mark.parametrize("value", [12025550100, 1.5, True, None, ["+12025550100"], {"number": "+1555"}])
 def test_a_known_field_with_a_non_string_json_value_is_refused(value: Any) -> None:
     # Given
     evt = event(body=json.dumps({"to": value}), content_type="application/json")
@@ -329,7 +329,7 @@ def test_an_empty_body_has_no_fields(body: str | None, content_type: str | None,
 
 
 def padded_form(size: int, filler: str = "a") -> str:
-    prefix = "to=%2B15555550100&pad="
+    prefix = "to=%2B12025550100&pad="
     return prefix + filler * ((size - len(prefix.encode())) // len(filler.encode()))
 
 
@@ -556,7 +556,7 @@ def test_an_action_raising_a_plain_exception_answers_500_and_leaks_nothing(
     runtime = FakeRuntime()
 
     # When
-    status, headers, body = call(event(path="/boom", body="to=%2B15555550100"), runtime)
+    status, headers, body = call(event(path="/boom", body="to=%2B12025550100"), runtime)
 
     # Then: one shape, one sentence, CORS, and no number anywhere
     assert status == 500
@@ -580,7 +580,7 @@ def test_an_action_raising_a_plain_exception_answers_500_and_leaks_nothing(
 
 def test_a_normal_request_logs_one_line_without_the_body(log_lines: list[str]) -> None:
     # Given / When
-    status, _, _ = call(event(body="to=%2B15555550100&code=987654&Token=secret-token"))
+    status, _, _ = call(event(body="to=%2B12025550100&code=987654&Token=secret-token"))
 
     # Then
     assert status == 200
@@ -589,7 +589,7 @@ def test_a_normal_request_logs_one_line_without_the_body(log_lines: list[str]) -
     assert records[0]["status"] == 200
     assert records[0]["request_id"] == "req-7f3a"
     for text in log_lines:
-        assert "5555550100" not in text
+        assert "2025550100" not in text
         assert "987654" not in text
         assert "secret-token" not in text
 

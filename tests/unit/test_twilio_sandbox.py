@@ -23,7 +23,7 @@ from tests.support import FakeClock
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "sandbox-auth-token"
 SERVICE_SID = "VA" + "fedcba9876543210" * 2
-TO = "+15555550100"
+TO = "+12025550100"
 VERIFICATIONS = f"/v2/Services/{SERVICE_SID}/Verifications"
 CHECK = f"/v2/Services/{SERVICE_SID}/VerificationCheck"
 IAM = f"/v1/Accounts/{ACCOUNT_SID}/Tokens/validate"
@@ -219,7 +219,7 @@ def test_sixth_send_within_ten_minutes_is_60203_until_the_window_passes(
     assert resp.json["message"] == "Max send attempts reached"
     assert len(sandbox.outbox) == 5
     # and another number is not affected
-    assert send(client, to="+15555550101").status_code == 201
+    assert send(client, to="+12025550101").status_code == 201
     # and once the first send is ten minutes old, sending works again
     clock.advance(600 - 5 * 60)
     assert send(client).status_code == 201
@@ -230,7 +230,7 @@ def test_sixth_send_within_ten_minutes_is_60203_until_the_window_passes(
     [
         (TO, "fax"),
         (TO, ""),
-        ("5555550100", "sms"),
+        ("2025550100", "sms"),
         ("+0555550100", "call"),
         ("", "sms"),
         ("jane@example.com", "sms"),
@@ -341,7 +341,7 @@ def test_check_requires_code_and_destination(client: ApiClient) -> None:
 def test_cancel_by_sid_or_url_encoded_number(client: ApiClient, sandbox: TwilioSandbox, by: str) -> None:
     # Given a pending verification
     sid = send(client).json["sid"]
-    target = sid if by == "sid" else "%2B15555550100"
+    target = sid if by == "sid" else "%2B12025550100"
     # When it is canceled
     resp = client.post(f"{VERIFICATIONS}/{target}", data={"Status": "canceled"}, auth=AUTH)
     # Then the answer is the verification with status canceled, and its code no longer works
@@ -364,10 +364,10 @@ def test_update_to_approved_and_invalid_status(client: ApiClient) -> None:
 def test_update_unknown_number_is_20404_without_the_full_number(client: ApiClient) -> None:
     # Given nothing pending
     # When a number's verification is canceled
-    resp = client.post(f"{VERIFICATIONS}/%2B15555550199", data={"Status": "canceled"}, auth=AUTH)
+    resp = client.post(f"{VERIFICATIONS}/%2B12025550199", data={"Status": "canceled"}, auth=AUTH)
     # Then 20404, and the message masks the number
     assert_twilio_error(resp, 404, 20404)
-    assert "+15555550199" not in resp.json["message"]
+    assert "+12025550199" not in resp.json["message"]
 
 
 def test_fetch_pending_verification(client: ApiClient) -> None:
@@ -375,7 +375,7 @@ def test_fetch_pending_verification(client: ApiClient) -> None:
     sid = send(client).json["sid"]
     # When it is fetched, by sid and by number
     by_sid = client.get(f"{VERIFICATIONS}/{sid}", auth=AUTH)
-    by_to = client.get(f"{VERIFICATIONS}/%2B15555550100", auth=AUTH)
+    by_to = client.get(f"{VERIFICATIONS}/%2B12025550100", auth=AUTH)
     # Then both are the pending verification
     assert by_sid.json["sid"] == by_to.json["sid"] == sid
     assert by_sid.json["status"] == "pending"
@@ -695,7 +695,7 @@ def test_mask_examples() -> None:
     # Given a number and an e-mail address
     # When masked
     # Then they look as the dev server prints them
-    assert mask("+15555550100") == "+1******0100"
+    assert mask("+12025550100") == "+1******0100"
     assert mask("jane@example.com") == "j***@example.com"
 
 
@@ -735,10 +735,10 @@ def test_twilio_client_cancel_by_sid_and_by_number(live: TwilioClient) -> None:
     # Given two pending verifications
     service = live.verify.v2.services(SERVICE_SID)
     first = service.verifications.create(to=TO, channel="sms")
-    service.verifications.create(to="+15555550101", channel="call")
+    service.verifications.create(to="+12025550101", channel="call")
     # When one is canceled by sid and the other by number (the client puts the number in the path as is)
     by_sid = service.verifications(first.sid).update(status="canceled")
-    by_number = service.verifications("+15555550101").update(status="canceled")
+    by_number = service.verifications("+12025550101").update(status="canceled")
     # Then both are canceled, and canceling again is 20404
     assert (by_sid.status, by_number.status) == ("canceled", "canceled")
     with pytest.raises(TwilioRestException) as info:

@@ -50,7 +50,7 @@ def destination(
             raise errors.invalid_parameter("Invalid parameter 'to': expected an e-mail address.")
         return Destination(to.lower(), channel)
     if len(to) > 16 or not E164.fullmatch(to):
-        raise errors.invalid_parameter("Invalid parameter 'to': expected an E.164 number such as +15555550100.")
+        raise errors.invalid_parameter("Invalid parameter 'to': expected an E.164 number such as +12025550100.")
     return Destination(to, channel)
 
 

@@ -7,7 +7,7 @@ import hmac
 
 
 def mask(destination: str) -> str:
-    """`+15555550100` -> `+1******0100`; `jane@example.com` -> `j***@example.com`."""
+    """`+12025550100` -> `+1******0100`; `jane@example.com` -> `j***@example.com`."""
     if "@" in destination:
         local, _, domain = destination.partition("@")
         return f"{local[:1]}***@{domain}"
