@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import pytest
+from callerauth import errors
+from callerauth.refusals import Refusal
 from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
@@ -46,3 +49,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class Answered:
+    """What `refused()` caught: `value` is the contract's answer (status, code, body) to the refusal."""
+
+    value: errors.ApiError
+
+
+@contextmanager
+def refused() -> Iterator[Answered]:
+    """Like ``pytest.raises(Refusal)``, but what the test reads is the answer the edge makes of it."""
+    answered = Answered()
+    with pytest.raises(Refusal) as raised:
+        yield answered
+    answered.value = errors.api_error(raised.value)

@@ -24,6 +24,7 @@ from callerauth.agents import FlexAgents
 from callerauth.config import Settings
 from callerauth.http import Reply, Request
 from callerauth.privacy import Hasher
+from callerauth.refusals import Refusal
 from callerauth.store import StateStore
 from callerauth.twilio_verify import Sent
 
@@ -58,10 +59,10 @@ class FakeVerify:
         self._codes = itertools.count(314159)
         self.pending: dict[str, Pending] = {}
         self.calls: list[tuple[str, str]] = []
-        self.failures: dict[str, list[errors.ApiError]] = {}
+        self.failures: dict[str, list[Refusal]] = {}
         self.on_start: Callable[[str], None] | None = None
 
-    def fail(self, op: str, error: errors.ApiError, times: int = 1) -> None:
+    def fail(self, op: str, error: Refusal, times: int = 1) -> None:
         self.failures.setdefault(op, []).extend([error] * times)
 
     def code_for(self, to: str) -> str:
@@ -117,7 +118,7 @@ class FakeVerify:
             raise queued.pop(0)
 
 
-def not_found_20404() -> errors.ApiError:
+def not_found_20404() -> Refusal:
     from callerauth.twilio_verify import error_for
 
     return error_for(404, 20404)
@@ -202,6 +203,9 @@ class World:
         request = self.request("/" + action.__name__.replace("_", "-"), fields, token)
         try:
             reply = action(request, services or self.services)
+        except Refusal as refusal:  # as the edge answers it
+            error = errors.api_error(refusal)
+            return Outcome(error.status, error.body(), error, self.audit_count(to) - before)
         except errors.ApiError as error:
             return Outcome(error.status, error.body(), error, self.audit_count(to) - before)
         return Outcome(reply.status, reply.body, None, self.audit_count(to) - before)

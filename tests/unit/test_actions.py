@@ -22,6 +22,8 @@ from callerauth.actions import cancel_verify, check_verify, customer_info, start
 from callerauth.agents import AnonymousAgents
 from callerauth.twilio_verify import error_for
 
+from tests.support import refused
+
 TO = "+12025550100"
 OTHER = "+12025550111"
 TASK = "WT" + "ab" * 16
@@ -893,11 +895,11 @@ def test_missing_tables_answer_503(world: Any) -> None:
     world.client.delete_table(TableName=world.settings.state_table)
 
     # When
-    with pytest.raises(errors.ApiError) as refused:
+    with refused() as answer:
         start_verify(world.request("/start-verify", {"to": TO}), world.services)
 
     # Then
-    assert (refused.value.status, refused.value.code) == (503, "upstream_unavailable")
+    assert (answer.value.status, answer.value.code) == (503, "upstream_unavailable")
     assert world.verify.calls == []
 
 

@@ -309,7 +309,7 @@ def test_a_lock_answers_too_many_attempts_until_it_ends() -> None:
     breached = {"state": {"locked_until": NOW + 100, "last_send": NOW - 5}}
 
     # When
-    error = limits.send_refusal(breached, NOW, SETTINGS)
+    error = errors.api_error(limits.send_refusal(breached, NOW, SETTINGS))
 
     # Then
     assert (error.status, error.code, error.retry_after) == (429, "too_many_attempts", 100)
@@ -318,7 +318,7 @@ def test_a_lock_answers_too_many_attempts_until_it_ends() -> None:
 
 def test_a_cooldown_answers_rate_limited_with_the_seconds_left() -> None:
     # Given a send 10 s ago and a 30 s cooldown
-    error = limits.send_refusal({"state": {"last_send": NOW - 10}}, NOW, SETTINGS)
+    error = errors.api_error(limits.send_refusal({"state": {"last_send": NOW - 10}}, NOW, SETTINGS))
 
     # Then
     assert (error.status, error.code, error.retry_after) == (429, "rate_limited", 20)
@@ -328,7 +328,9 @@ def test_a_cooldown_answers_rate_limited_with_the_seconds_left() -> None:
 
 def test_an_expired_lock_is_just_a_cooldown() -> None:
     # Given a lock that ended a second ago
-    error = limits.send_refusal({"state": {"locked_until": NOW - 1, "last_send": NOW - 29}}, NOW, SETTINGS)
+    error = errors.api_error(
+        limits.send_refusal({"state": {"locked_until": NOW - 1, "last_send": NOW - 29}}, NOW, SETTINGS)
+    )
 
     # Then
     assert (error.code, error.retry_after) == ("rate_limited", 1)
@@ -336,7 +338,7 @@ def test_an_expired_lock_is_just_a_cooldown() -> None:
 
 def test_a_concurrent_send_holding_the_state_means_a_full_cooldown() -> None:
     # Given the state item held by a concurrent transaction (no values known)
-    error = limits.send_refusal({"state": None}, NOW, SETTINGS)
+    error = errors.api_error(limits.send_refusal({"state": None}, NOW, SETTINGS))
 
     # Then
     assert (error.code, error.retry_after) == ("rate_limited", SETTINGS.send_cooldown_seconds)
@@ -354,7 +356,7 @@ def test_each_cap_answers_rate_limited_until_its_window_ends(
     item: str, expected_wait: int, words: str, reason: str
 ) -> None:
     # Given / When
-    error = limits.send_refusal({item: {"n": 5}}, NOW, SETTINGS)
+    error = errors.api_error(limits.send_refusal({item: {"n": 5}}, NOW, SETTINGS))
 
     # Then: the client sees one code; logs and metrics see which limit it was
     assert (error.status, error.code, error.retry_after) == (429, "rate_limited", expected_wait)
@@ -385,7 +387,7 @@ def test_the_most_specific_reason_speaks_and_retry_after_is_the_longest_wait(
         breached["state"], waits = COOLING, [*waits, 20]
 
     # When
-    error = limits.send_refusal(breached, NOW, SETTINGS)
+    error = errors.api_error(limits.send_refusal(breached, NOW, SETTINGS))
 
     # Then: a lock wins, then the cooldown, then destination, agent, deployment
     assert error.status == 429
@@ -407,7 +409,7 @@ def test_the_most_specific_reason_speaks_and_retry_after_is_the_longest_wait(
 )
 def test_locked_says_how_long_in_whole_minutes_rounded_up(seconds: int, words: str) -> None:
     # Given / When
-    error = limits.locked(NOW + seconds, NOW)
+    error = errors.api_error(limits.locked(NOW + seconds, NOW))
 
     # Then
     assert (error.code, error.retry_after) == ("too_many_attempts", seconds)

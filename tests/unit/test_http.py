@@ -9,9 +9,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from callerauth import errors
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Reply, Request, serve
+from callerauth.refusals import Refusal
 
 FAKE_NUMBER = "+12025550199"
 CORS_METHODS = "GET, POST, OPTIONS"
@@ -58,7 +58,7 @@ class FakeRuntime:
     services_value: Any = field(
         default_factory=lambda: SimpleNamespace(
             secret_message=f"customer {FAKE_NUMBER} not found at https://api.example/{FAKE_NUMBER}",
-            refusal=errors.rate_limited("Slow down.", 42),
+            refusal=Refusal("rate_limited", "cooldown", retry_after=42),
         )
     )
     services_built: int = 0
@@ -607,7 +607,7 @@ def test_retry_after_comes_from_the_api_errors_retry_after() -> None:
 def test_an_error_without_retry_after_has_no_retry_after_header() -> None:
     # Given
     runtime = FakeRuntime()
-    runtime.services_value.refusal = errors.incorrect_code()
+    runtime.services_value.refusal = Refusal("incorrect_code")
 
     # When
     status, headers, body = call(event(path="/refuse", body=""), runtime)

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from callerauth import errors
 from callerauth.agents import CACHE_SECONDS, Agent, FlexAgents, IamTokenValidator
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FakeClock, free_port, serving
+from tests.support import FakeClock, free_port, refused, serving
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -100,7 +99,7 @@ def test_wrong_account_credentials_never_let_a_token_through(iam: Iam) -> None:
     token = iam.sandbox.issue_token("alice")
     validator = iam.validator((ACCOUNT_SID, "wrong-auth-token"))
     # When it validates
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         validator.validate(token)
     # Then the agent is refused
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_invalid")
@@ -111,7 +110,7 @@ def test_iam_refusing_service_is_upstream_unavailable(iam: Iam) -> None:
     iam.sandbox.set_mode("refuse_iam")
     token = iam.sandbox.issue_token("alice")
     # When the validator asks it
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         iam.validator().validate(token)
     # Then it is the contract's 503, with Retry-After
     assert (caught.value.status, caught.value.code) == (503, "upstream_unavailable")
@@ -123,7 +122,7 @@ def test_nothing_listening_is_upstream_unavailable() -> None:
     validator = IamTokenValidator(f"http://127.0.0.1:{free_port()}", lambda: (ACCOUNT_SID, AUTH_TOKEN), TIMEOUT)
     started = time.monotonic()
     # When it validates a token
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         validator.validate("any.token.at-all")
     # Then it is the contract's 503, at once
     assert (caught.value.status, caught.value.code) == (503, "upstream_unavailable")
@@ -138,7 +137,7 @@ def test_an_iam_answer_that_is_not_json_is_upstream_error() -> None:
     with serving(app) as base_url:
         validator = IamTokenValidator(base_url, lambda: (ACCOUNT_SID, AUTH_TOKEN), TIMEOUT)
         # When the validator asks it
-        with pytest.raises(errors.ApiError) as caught:
+        with refused() as caught:
             validator.validate("any.token.at-all")
     # Then it is an unexpected answer, and nobody is let through
     assert (caught.value.status, caught.value.code) == (502, "upstream_error")
@@ -157,7 +156,7 @@ def test_a_hanging_iam_is_upstream_unavailable_within_the_timeout() -> None:
         started = time.monotonic()
         # When the validator asks it
         try:
-            with pytest.raises(errors.ApiError) as caught:
+            with refused() as caught:
                 validator.validate("any.token.at-all")
             elapsed = time.monotonic() - started
         finally:
@@ -172,7 +171,7 @@ def test_credentials_are_read_on_every_call(iam: Iam) -> None:
     current = {"credentials": (ACCOUNT_SID, "wrong-auth-token")}
     validator = IamTokenValidator(iam.base_url, lambda: current["credentials"], TIMEOUT)
     token = iam.sandbox.issue_token("alice")
-    with pytest.raises(errors.ApiError):
+    with refused():
         validator.validate(token)
     # When the provider answers the right ones
     current["credentials"] = (ACCOUNT_SID, AUTH_TOKEN)
@@ -200,7 +199,7 @@ def test_no_token_is_agent_auth_required_without_asking_iam(iam: Iam) -> None:
     # Given FlexAgents
     agents, counting = iam.agents()
     # When a request comes without a token
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify("", IP)
     # Then the agent is asked for one, and IAM was not bothered
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_required")
@@ -219,7 +218,7 @@ def test_an_invalid_token_is_agent_auth_invalid(iam: Iam, token: str) -> None:
     # Given a token IAM will not accept
     agents, _ = iam.agents()
     # When the agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then it is refused
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_invalid")
@@ -230,7 +229,7 @@ def test_a_forged_token_is_agent_auth_invalid(iam: Iam) -> None:
     agents, _ = iam.agents()
     forged = TwilioSandbox(ACCOUNT_SID, "another-auth-token", SERVICE_SID, clock=iam.clock).issue_token("mallory")
     # When the agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(forged, IP)
     # Then it is refused
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_invalid")
@@ -242,7 +241,7 @@ def test_an_expired_token_is_agent_auth_invalid(iam: Iam) -> None:
     token = iam.sandbox.issue_token("alice", ttl_seconds=60)
     iam.clock.advance(61)
     # When the agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then it is refused
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_invalid")
@@ -254,7 +253,7 @@ def test_an_answer_already_past_its_expiration_is_agent_auth_invalid(iam: Iam) -
     validator = iam.validator()
     agents = FlexAgents(validator, ALLOWED, lambda: iam.clock.now + 120)
     # When the agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then it is refused on the answer's own expiration
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_invalid")
@@ -273,7 +272,7 @@ def test_a_role_not_allowed_is_agent_auth_invalid(iam: Iam, roles: list[str], al
     agents, _ = iam.agents(allowed)
     token = iam.sandbox.issue_token("bob", roles)
     # When the agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then it is refused with a message about the role
     assert (caught.value.status, caught.value.code) == (403, "agent_auth_invalid")
@@ -296,7 +295,7 @@ def test_iam_unavailable_is_never_let_through(iam: Iam) -> None:
     token = iam.sandbox.issue_token("alice")
     iam.sandbox.set_mode("refuse_iam")
     # When the agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then the request is refused as unavailable, not served
     assert (caught.value.status, caught.value.code) == (503, "upstream_unavailable")
@@ -307,7 +306,7 @@ def test_iam_unreachable_is_never_let_through(iam: Iam) -> None:
     validator = IamTokenValidator(f"http://127.0.0.1:{free_port()}", lambda: (ACCOUNT_SID, AUTH_TOKEN), TIMEOUT)
     agents = FlexAgents(validator, ALLOWED, iam.clock)
     # When an agent is identified
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(iam.sandbox.issue_token("alice"), IP)
     # Then it is the contract's 503
     assert (caught.value.status, caught.value.code) == (503, "upstream_unavailable")
@@ -365,7 +364,7 @@ def test_revalidation_after_a_minute_sees_iam_down(iam: Iam) -> None:
     iam.sandbox.set_mode("refuse_iam")
     # When the token comes again after the cache's minute
     iam.clock.advance(CACHE_SECONDS + 1)
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then it is not served from a stale cache
     assert caught.value.status == 503
@@ -381,7 +380,7 @@ def test_the_cache_never_outlives_the_token(iam: Iam) -> None:
     assert counting.calls == 1
     # When it comes again at its expiration (well within the cache's minute)
     iam.clock.advance(1)
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         agents.identify(token, IP)
     # Then IAM was asked again, and the expired token refused
     assert counting.calls == 2
@@ -405,7 +404,7 @@ def test_a_refusal_is_not_cached(iam: Iam) -> None:
     agents, counting = iam.agents()
     token = iam.sandbox.issue_token("alice")
     iam.sandbox.set_mode("refuse_iam")
-    with pytest.raises(errors.ApiError):
+    with refused():
         agents.identify(token, IP)
     # When IAM is back and the token comes again at once
     iam.sandbox.set_mode("normal")

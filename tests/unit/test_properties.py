@@ -21,9 +21,10 @@ from urllib.parse import urlencode
 import pytest
 from callerauth.actions import cancel_verify, check_verify, customer_info, start_verify
 from callerauth.config import Settings
-from callerauth.errors import ApiError
+from callerauth.errors import ApiError, api_error
 from callerauth.fields import ALIASES
 from callerauth.http import serve
+from callerauth.refusals import Refusal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
@@ -375,7 +376,10 @@ def test_the_backend_behaves_like_the_model(world_factory: Callable[..., Any]) -
             self.action = action.__name__
             request = self.world.request("/", {"to": TO, **fields}, token=AGENT_TOKEN)
             try:
-                reply = action(request, self.world.services)
+                try:
+                    reply = action(request, self.world.services)
+                except Refusal as refusal:
+                    raise api_error(refusal) from None
             except ApiError as error:
                 return SimpleNamespace(status=error.status, code=error.code, body=error.body(), error=error)
             return SimpleNamespace(status=reply.status, code=None, body=reply.body, error=None)

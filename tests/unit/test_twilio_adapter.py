@@ -16,7 +16,7 @@ from callerauth.twilio_verify import TWILIO_WINDOW_SECONDS, Credentials, Sent, T
 from werkzeug.wrappers import Response
 
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FakeClock, free_port, serving
+from tests.support import FakeClock, free_port, refused, serving
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -105,7 +105,7 @@ def test_a_check_after_approval_is_verification_not_found(live: Live, adapter: T
     code = live.code_for(TO)
     assert adapter.check(TO, code) is True
     # When the same code is checked again
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.check(TO, code)
     # Then Twilio's 20404 is the contract's 404
     assert (caught.value.status, caught.value.code, caught.value.twilio_code) == (404, "verification_not_found", 20404)
@@ -118,7 +118,7 @@ def test_cancel_finds_the_verification_by_number_and_ends_it(live: Live, adapter
     # When the adapter cancels it
     adapter.cancel(TO)
     # Then it is gone: its code no longer checks
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.check(TO, code)
     assert caught.value.code == "verification_not_found"
 
@@ -126,7 +126,7 @@ def test_cancel_finds_the_verification_by_number_and_ends_it(live: Live, adapter
 def test_cancel_without_a_pending_verification_is_verification_not_found(adapter: TwilioVerify) -> None:
     # Given nothing pending for the number
     # When the adapter cancels
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.cancel(TO)
     # Then it is the contract's 404
     assert (caught.value.status, caught.value.code) == (404, "verification_not_found")
@@ -138,7 +138,7 @@ def test_six_wrong_checks_lock_the_verification_with_twilio_60202(live: Live, ad
     code = live.code_for(TO)
     assert [adapter.check(TO, wrong(code)) for _ in range(5)] == [False] * 5
     # When the right code is checked next
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.check(TO, code)
     # Then Twilio's lockout is the contract's too_many_attempts, with Retry-After
     assert (caught.value.status, caught.value.code, caught.value.twilio_code) == (429, "too_many_attempts", 60202)
@@ -190,7 +190,7 @@ def test_twilio_errors_are_mapped_to_the_contract(
     # Given the sandbox answers the next Verify request with a Twilio error
     live.sandbox.fail_next(twilio_status, twilio_code)
     # When the adapter makes that request
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         OPERATIONS[operation](adapter)
     # Then the error is the contract's
     error = caught.value
@@ -204,7 +204,7 @@ def test_twilio_errors_are_mapped_to_the_contract(
 def test_an_injected_error_does_not_stick(live: Live, adapter: TwilioVerify) -> None:
     # Given one injected failure, already met
     live.sandbox.fail_next(429, 60203)
-    with pytest.raises(errors.ApiError):
+    with refused():
         adapter.start(TO, "sms", "en")
     # When the adapter tries again
     sent = adapter.start(TO, "sms", "en")
@@ -216,7 +216,7 @@ def test_a_twilio_4xx_without_an_error_code_reports_no_twilio_code(live: Live, a
     # Given the sandbox answers an unexpected 4xx whose body has no Twilio error code
     live.sandbox.fail_next(418, None)
     # When the adapter starts a verification
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.start(TO, "sms", "en")
     # Then it is an unexpected answer, with no invented Twilio code
     assert (caught.value.status, caught.value.code) == (502, "upstream_error")
@@ -249,7 +249,7 @@ def test_a_twilio_error_in_rfc_9457_shape_is_mapped_like_a_legacy_one(
     with serving(problem_app(status, code)) as base_url:
         adapter = TwilioVerify(lambda: RIGHT, base_url, TIMEOUT)
         # When the adapter starts a verification
-        with pytest.raises(errors.ApiError) as caught:
+        with refused() as caught:
             adapter.start(TO, "sms", "en")
     # Then the error is mapped by its Twilio code, as the legacy shape is
     assert (caught.value.status, caught.value.code) == (expected_status, expected_code)
@@ -263,7 +263,7 @@ def test_an_answer_that_is_not_json_is_upstream_error(live: Live, adapter: Twili
     # Given the sandbox answers 200 with a body that is not JSON
     live.sandbox.set_mode("malformed")
     # When the adapter makes a request
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         OPERATIONS[operation](adapter)
     # Then it is an unexpected answer
     assert (caught.value.status, caught.value.code) == (502, "upstream_error")
@@ -292,7 +292,7 @@ def test_a_json_answer_that_is_not_a_verification_is_upstream_error(body: str) -
     with serving(json_app(body)) as base_url:
         adapter = TwilioVerify(lambda: RIGHT, base_url, TIMEOUT)
         # When the adapter starts a verification
-        with pytest.raises(errors.ApiError) as caught:
+        with refused() as caught:
             adapter.start(TO, "sms", "en")
     # Then it is an unexpected answer, not a crash
     assert (caught.value.status, caught.value.code) == (502, "upstream_error")
@@ -305,7 +305,7 @@ def test_a_hanging_twilio_is_upstream_unavailable_within_the_adapter_timeout(liv
     adapter = live.adapter(timeout=0.5)
     started = time.monotonic()
     # When the adapter starts a verification
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.start(TO, "sms", "en")
     elapsed = time.monotonic() - started
     # Then it gives up after its own timeout, as the contract's 503 with Retry-After
@@ -320,7 +320,7 @@ def test_nothing_listening_is_upstream_unavailable() -> None:
     adapter = TwilioVerify(lambda: RIGHT, f"http://127.0.0.1:{free_port()}", TIMEOUT)
     started = time.monotonic()
     # When the adapter starts a verification
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.start(TO, "sms", "en")
     # Then it is the contract's 503, at once
     assert (caught.value.status, caught.value.code) == (503, "upstream_unavailable")
@@ -343,7 +343,7 @@ def test_credentials_are_read_on_every_call_and_a_change_rebuilds_the_client(liv
     assert adapter.start(TO, "sms", "en").status == "pending"
     # When the provider starts answering a wrong auth token
     current["credentials"] = Credentials(ACCOUNT_SID, "rotated-away", SERVICE_SID)
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.start(TO, "sms", "en")
     # Then the adapter used it at once (Twilio's 401 20003 is an unexpected answer) ...
     assert (caught.value.status, caught.value.code, caught.value.twilio_code) == (502, "upstream_error", 20003)
@@ -360,7 +360,7 @@ def test_a_new_service_sid_is_used_at_once(live: Live) -> None:
     adapter.start(TO, "sms", "en")
     current["credentials"] = Credentials(ACCOUNT_SID, AUTH_TOKEN, "VA" + "0" * 32)
     # When the adapter checks
-    with pytest.raises(errors.ApiError) as caught:
+    with refused() as caught:
         adapter.check(TO, "123456")
     # Then the request went to the new service (Twilio: 20404 for an unknown service)
     assert caught.value.twilio_code == 20404
@@ -447,7 +447,7 @@ def test_error_for(
 ) -> None:
     # Given Twilio's answer
     # When it is mapped and answered
-    error = error_for(twilio_status, twilio_code)
+    error = errors.api_error(error_for(twilio_status, twilio_code))
     answer = encoded(error)
     body = json.loads(answer["body"])
     # Then status, code, twilioCode and Retry-After are the contract's, in the one error shape

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import urllib3
 
-from callerauth import errors
+from callerauth.refusals import Refusal, unavailable
 
 CACHE_SECONDS = 60
 CACHE_ENTRIES = 1024
@@ -30,7 +30,7 @@ class Agent:
 
 class TokenValidator(Protocol):
     def validate(self, token: str) -> dict[str, Any]:
-        """Twilio IAM's answer for a token; raises ApiError(503) when IAM cannot be asked."""
+        """Twilio IAM's answer for a token; raises a Refusal when IAM cannot be asked or says no."""
         ...
 
 
@@ -62,9 +62,9 @@ class FlexAgents:
 
     def identify(self, token: str, source_ip: str) -> Agent:
         if not token:
-            raise errors.agent_auth_required()
+            raise Refusal("agent_auth_required")
         if len(token) > MAX_TOKEN_LENGTH:
-            raise errors.agent_auth_invalid()
+            raise Refusal("agent_auth_invalid")
         now = self._clock()
         cache_key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(cache_key)
@@ -81,12 +81,12 @@ class FlexAgents:
         identity = answer.get("identity")
         expires_at = _epoch(answer.get("expiration"))
         if answer.get("valid") is not True or not isinstance(identity, str) or not identity:
-            raise errors.agent_auth_invalid()
+            raise Refusal("agent_auth_invalid")
         if expires_at is not None and expires_at <= now:
-            raise errors.agent_auth_invalid()
+            raise Refusal("agent_auth_invalid")
         roles = tuple(str(role) for role in answer.get("roles") or ())
         if not self._allowed_roles.intersection(roles):
-            raise errors.agent_auth_invalid("This agent's Flex role is not allowed to verify callers.")
+            raise Refusal("agent_auth_invalid", "role_not_allowed")
         worker_sid = answer.get("worker_sid")
         agent = Agent(identity, worker_sid if isinstance(worker_sid, str) else None, roles)
         return agent, expires_at if expires_at is not None else now + CACHE_SECONDS
@@ -115,18 +115,18 @@ class IamTokenValidator:
                 headers=headers,
             )
         except urllib3.exceptions.HTTPError:
-            raise errors.upstream_unavailable() from None
+            raise unavailable("iam") from None
         if response.status >= 500 or response.status == 429:
-            raise errors.upstream_unavailable()
+            raise unavailable("iam")
         if response.status != 200:
             # 401: our own credentials are wrong; 4xx: the token is unusable. Either way: not let through.
-            raise errors.agent_auth_invalid()
+            raise Refusal("agent_auth_invalid")
         try:
             answer = json.loads(response.data)
         except ValueError:
-            raise errors.upstream_error() from None
+            raise Refusal("upstream_error", "iam") from None
         if not isinstance(answer, dict):
-            raise errors.upstream_error()
+            raise Refusal("upstream_error", "iam")
         return answer
 
 

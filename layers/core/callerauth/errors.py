@@ -1,10 +1,69 @@
-"""The contract's one error shape, and every failure the API can answer with."""
+"""The contract's one error shape, and the one place where a refusal becomes HTTP."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from callerauth.refusals import Refusal
+
 VERIFY_DOCS = "https://www.twilio.com/docs/verify/api/verification"
+
+# Every `error.code` of the contract, and the HTTP status it answers with.
+STATUS: dict[str, int] = {
+    "missing_parameter": 400,
+    "invalid_parameter": 400,
+    "malformed_body": 400,
+    "incorrect_code": 401,
+    "agent_auth_required": 403,
+    "agent_auth_invalid": 403,
+    "not_verified": 403,
+    "destination_blocked": 403,
+    "verification_not_found": 404,
+    "customer_not_found": 404,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "body_too_large": 413,
+    "rate_limited": 429,
+    "too_many_attempts": 429,
+    "max_send_attempts": 429,
+    "internal_error": 500,
+    "upstream_error": 502,
+    "upstream_unavailable": 503,
+}
+
+# (code, reason) -> the sentence the agent reads; (code, None) is the code's default.
+# Placeholders: {seconds} and {minutes} (the wait), {limit} (the setting reached).
+MESSAGES: dict[tuple[str, str | None], str] = {
+    ("incorrect_code", None): "Incorrect token.",
+    ("agent_auth_required", None): "Agent authentication required: send the agent's Flex token as 'Token'.",
+    ("agent_auth_invalid", None): "The agent's Flex token is invalid or expired.",
+    ("agent_auth_invalid", "role_not_allowed"): "This agent's Flex role is not allowed to verify callers.",
+    ("not_verified", None): "This caller has not been verified by this agent, or it has expired.",
+    ("customer_not_found", None): "No customer record for this number.",
+    ("destination_blocked", None): "Verification to this country is not allowed.",
+    ("destination_blocked", "landline"): "This number is a landline and cannot receive SMS; use channel 'call'.",
+    ("destination_blocked", "fraud_guard"): "Twilio has blocked this number (fraud prevention).",
+    ("destination_blocked", "geo_permissions"): "Verification to this country is not enabled.",
+    ("verification_not_found", None): (
+        "No pending verification for this number (expired, approved or canceled); send a new code."
+    ),
+    ("invalid_parameter", None): "Twilio refused a parameter as invalid.",
+    ("rate_limited", None): "Too many requests; try again in {seconds} s.",
+    ("rate_limited", "concurrent_requests"): "Too many concurrent requests for this number; try again shortly.",
+    ("rate_limited", "cooldown"): "A code was just sent; you can resend in {seconds} s.",
+    ("rate_limited", "destination_cap"): (
+        "Too many codes sent to this number ({limit} an hour); try again in {minutes}."
+    ),
+    ("rate_limited", "agent_cap"): "You have sent too many codes ({limit} an hour); try again in {minutes}.",
+    ("rate_limited", "circuit_breaker"): (
+        "Verification is paused: too many codes sent across the contact centre; try again in {seconds} s."
+    ),
+    ("too_many_attempts", None): "Max check attempts reached; send a new code later.",
+    ("too_many_attempts", "locked"): "Too many incorrect codes for this number; try again in {minutes}.",
+    ("max_send_attempts", None): "Max send attempts reached; try again later.",
+    ("upstream_error", None): "The verification service answered unexpectedly; try again.",
+    ("upstream_unavailable", None): "Service unavailable; try again in a moment.",
+}
 
 
 class ApiError(Exception):
@@ -39,6 +98,26 @@ class ApiError(Exception):
         return {"success": False, "message": self.message, "error": error}
 
 
+def api_error(refusal: Refusal) -> ApiError:
+    """The contract's answer to a refusal."""
+    template = MESSAGES.get((refusal.code, refusal.reason)) or MESSAGES[(refusal.code, None)]
+    wait = refusal.retry_after or 0
+    message = template.format(seconds=wait, minutes=_minutes(wait), limit=refusal.limit)
+    more_info = VERIFY_DOCS if refusal.code == "incorrect_code" else _twilio_docs(refusal.twilio_code)
+    return ApiError(
+        STATUS[refusal.code],
+        refusal.code,
+        message,
+        more_info=more_info,
+        twilio_code=refusal.twilio_code,
+        retry_after=refusal.retry_after,
+        reason=refusal.reason,
+    )
+
+
+# -- what the edge refuses itself, before any decision: the request cannot be read ----------------
+
+
 def missing_parameter(message: str = "Missing parameter.", more_info: str | None = None) -> ApiError:
     return ApiError(400, "missing_parameter", message, more_info=more_info)
 
@@ -63,63 +142,13 @@ def method_not_allowed() -> ApiError:
     return ApiError(405, "method_not_allowed", "Method not allowed.")
 
 
-def incorrect_code() -> ApiError:
-    return ApiError(401, "incorrect_code", "Incorrect token.", more_info=VERIFY_DOCS)
-
-
-def agent_auth_required() -> ApiError:
-    return ApiError(
-        403, "agent_auth_required", "Agent authentication required: send the agent's Flex token as 'Token'."
-    )
-
-
-def agent_auth_invalid(message: str = "The agent's Flex token is invalid or expired.") -> ApiError:
-    return ApiError(403, "agent_auth_invalid", message)
-
-
-def not_verified() -> ApiError:
-    return ApiError(403, "not_verified", "This caller has not been verified by this agent, or it has expired.")
-
-
-def customer_not_found() -> ApiError:
-    return ApiError(404, "customer_not_found", "No customer record for this number.")
-
-
-def destination_blocked(message: str, twilio_code: int | None = None) -> ApiError:
-    return ApiError(403, "destination_blocked", message, twilio_code=twilio_code, more_info=_twilio_docs(twilio_code))
-
-
-def rate_limited(message: str, retry_after: int, reason: str | None = None) -> ApiError:
-    return ApiError(429, "rate_limited", message, retry_after=max(1, retry_after), reason=reason)
-
-
-def too_many_attempts(message: str, retry_after: int, twilio_code: int | None = None) -> ApiError:
-    return ApiError(
-        429,
-        "too_many_attempts",
-        message,
-        retry_after=max(1, retry_after),
-        twilio_code=twilio_code,
-        more_info=_twilio_docs(twilio_code),
-    )
-
-
-def upstream_unavailable(retry_after: int = 5) -> ApiError:
-    return ApiError(503, "upstream_unavailable", "Service unavailable; try again in a moment.", retry_after=retry_after)
-
-
-def upstream_error(twilio_code: int | None = None) -> ApiError:
-    return ApiError(
-        502,
-        "upstream_error",
-        "The verification service answered unexpectedly; try again.",
-        twilio_code=twilio_code,
-        more_info=_twilio_docs(twilio_code),
-    )
-
-
 def internal_error() -> ApiError:
     return ApiError(500, "internal_error", "Internal error.")
+
+
+def _minutes(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _twilio_docs(twilio_code: int | None) -> str | None:

@@ -54,6 +54,11 @@ def destination(
     return Destination(to, channel)
 
 
+def start_target(fields: Mapping[str, str]) -> Destination:
+    """The destination of a start, refused as the reference backend refuses a start without `to`."""
+    return destination(fields, missing_message=START_MISSING, more_info=errors.VERIFY_DOCS)
+
+
 def recipient(fields: Mapping[str, str], *, missing_message: str = "Missing parameter.") -> str:
     """The `to` of a request that names an earlier verification: an E.164 number or an e-mail address."""
     to = fields.get("to", "").strip()

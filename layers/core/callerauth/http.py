@@ -10,13 +10,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from callerauth import errors
 from callerauth.config import ConfigError, Settings
 from callerauth.fields import FIELD_OF_ALIAS
 from callerauth.observability import logger, record
+from callerauth.refusals import Refusal
+
+if TYPE_CHECKING:
+    from callerauth.actions import Services
 
 MAX_BODY_BYTES = 8 * 1024
 BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -50,10 +54,10 @@ class Runtime(Protocol):
     """What a handler needs from its container: settings first (for CORS), then the adapters."""
 
     def settings(self) -> Settings: ...
-    def services(self) -> Any: ...
+    def services(self) -> Services: ...
 
 
-Action = Callable[[Request, Any], Reply]
+Action = Callable[[Request, "Services"], Reply]
 Routes = Mapping[str, Mapping[str, Action]]
 
 
@@ -85,7 +89,10 @@ def serve(event: Mapping[str, Any], context: Any, routes: Routes, runtime: Runti
             log |= {"status": 405, "error": "method_not_allowed"}
             return _encode(errors.method_not_allowed(), cors | {"Allow": ", ".join([*actions, "OPTIONS"])})
         request = decode(event, method, path, headers, request_id, log)
-        reply = action(request, runtime.services())
+        try:
+            reply = action(request, runtime.services())
+        except Refusal as refusal:
+            raise errors.api_error(refusal) from None
         log["status"] = reply.status
         return {"statusCode": reply.status, "headers": cors, "body": json.dumps(reply.body)}
     except errors.ApiError as exc:

@@ -13,13 +13,15 @@ transaction after it that records the outcome together with its audit event.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from callerauth import errors, limits
+from callerauth import limits
 from callerauth.config import Settings
+from callerauth.refusals import unavailable
+from callerauth.utc import iso
 
 DAY = 86400
 STATE = "STATE"
@@ -56,7 +58,43 @@ class Approval:
     approved_until: int
 
 
+class Store(Protocol):
+    """What the decisions need from storage. Every method raises a `Refusal`, never a storage error:
+    a limit or a lock as itself, storage that cannot answer as `upstream_unavailable`."""
+
+    def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None: ...
+    def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None: ...
+    def begin_check(self, dest: str, now: int) -> CheckStarted: ...
+    def approve(self, dest: str, now: int, approval: Approval, event: AuditEvent) -> None: ...
+    def fail_check(self, dest: str, now: int, lock_until: int | None, event: AuditEvent) -> None: ...
+    def abandon_check(self, dest: str, now: int, started: CheckStarted, event: AuditEvent) -> None: ...
+    def clear_approval(self, dest: str, now: int, event: AuditEvent) -> None: ...
+    def approval_and_customer(self, dest: str, phone: str) -> tuple[Approval | None, dict[str, Any] | None]: ...
+    def audit(self, dest: str, now: int, event: AuditEvent) -> None: ...
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _dynamodb(method: Callable[Concatenate[StateStore, P], R]) -> Callable[Concatenate[StateStore, P], R]:
+    """DynamoDB's own failures (unreachable, throttled, an answer we cannot use) as the domain's refusal."""
+
+    @functools.wraps(method)
+    def call(self: StateStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return method(self, *args, **kwargs)
+        except (BotoCoreError, ClientError) as failure:
+            raise unavailable(f"dynamodb:{_aws_code(failure)}") from None
+
+    return call
+
+
 class StateStore:
+    """The `Store` on DynamoDB (boto3's low-level client)."""
+
     def __init__(self, client: Any, settings: Settings) -> None:
         self._db = client
         self._table = settings.state_table
@@ -65,6 +103,7 @@ class StateStore:
 
     # -- sends -------------------------------------------------------------------------------
 
+    @_dynamodb
     def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None:
         """Claim one send before Twilio is called, or raise the refusal: cooldown, lock, caps, breaker."""
         s = self._settings
@@ -94,9 +133,10 @@ class StateStore:
             if "state" in conflicted:  # a concurrent request for this number holds it: a code is on its way
                 raise limits.send_refusal({"state": None}, now, s) from None
             if conflicted:  # a busy counter, not a limit: transient
-                raise errors.upstream_unavailable(retry_after=1) from None
+                raise unavailable("dynamodb:TransactionConflict", retry_after=1) from None
             raise
 
+    @_dynamodb
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None:
         """Give back a reservation whose message Twilio did not send, and audit why."""
         hour, minute = limits.window(now, limits.HOUR), limits.window(now, limits.MINUTE)
@@ -116,6 +156,7 @@ class StateStore:
 
     # -- checks ------------------------------------------------------------------------------
 
+    @_dynamodb
     def begin_check(self, dest: str, now: int) -> CheckStarted:
         """Count this check as failed until proven right (so no race loses a failure); refuse while locked.
 
@@ -156,8 +197,9 @@ class StateStore:
                 return CheckStarted(1, None)
             except self._db.exceptions.ConditionalCheckFailedException:
                 continue  # a concurrent check just started the new series: count on top of it
-        raise errors.upstream_unavailable(retry_after=1)
+        raise unavailable("dynamodb:begin_check_contended", retry_after=1)
 
+    @_dynamodb
     def approve(self, dest: str, now: int, approval: Approval, event: AuditEvent) -> None:
         expression = (
             "SET failed = :zero, approved_by = :agent, approved_at = :at, approved_until = :until, expires_at = :exp"
@@ -178,6 +220,7 @@ class StateStore:
             [{"Update": self._update(_dest(dest), STATE, expression, None, values)}, self._audit_put(dest, now, event)]
         )
 
+    @_dynamodb
     def fail_check(self, dest: str, now: int, lock_until: int | None, event: AuditEvent) -> None:
         """A wrong code: the failure is already counted; at the limit, lock and start a new count."""
         if lock_until is None:
@@ -192,6 +235,7 @@ class StateStore:
         )
         self._transact([{"Update": lock}, self._audit_put(dest, now, event)])
 
+    @_dynamodb
     def abandon_check(self, dest: str, now: int, started: CheckStarted, event: AuditEvent) -> None:
         """Twilio could not judge the code: this check was not a failure after all (nor its time)."""
         values: dict[str, Any] = {":minus": -1, ":zero": 0}
@@ -204,12 +248,14 @@ class StateStore:
 
     # -- approvals and audit -----------------------------------------------------------------
 
+    @_dynamodb
     def clear_approval(self, dest: str, now: int, event: AuditEvent) -> None:
         clear = self._update(
             _dest(dest), STATE, "REMOVE approved_by, approved_at, approved_until, approved_task", None, {}
         )
         self._transact([{"Update": clear}, self._audit_put(dest, now, event)])
 
+    @_dynamodb
     def approval_and_customer(self, dest: str, phone: str) -> tuple[Approval | None, dict[str, Any] | None]:
         """One round trip for both: the destination's approval and the customer record."""
         answer = self._db.batch_get_item(
@@ -223,7 +269,7 @@ class StateStore:
             }
         )
         if answer.get("UnprocessedKeys"):
-            raise errors.upstream_unavailable()
+            raise unavailable("dynamodb:UnprocessedKeys")
         responses = answer.get("Responses", {})
         state = _plain(next(iter(responses.get(self._table, [])), None))
         customer = next(iter(responses.get(self._customers, [])), None)
@@ -237,9 +283,11 @@ class StateStore:
             )
         return approval, _document(customer) if customer else None
 
+    @_dynamodb
     def audit(self, dest: str, now: int, event: AuditEvent) -> None:
         self._db.put_item(**self._audit_put(dest, now, event)["Put"])
 
+    @_dynamodb
     def audit_trail(self, dest: str) -> list[dict[str, Any]]:
         pages = self._db.get_paginator("query").paginate(
             TableName=self._table,
@@ -251,7 +299,7 @@ class StateStore:
     # -- building blocks ---------------------------------------------------------------------
 
     def _audit_put(self, dest: str, now: int, event: AuditEvent) -> dict[str, Any]:
-        at = datetime.fromtimestamp(event.at or now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        at = iso(event.at or now, millis=True)
         item = {
             "pk": _dest(dest),
             "sk": f"AUDIT#{at}#{event.request_id}",
@@ -298,6 +346,11 @@ class StateStore:
                 raise
             kept = [item for item, drop in zip(optional, dropped, strict=False) if not drop]
             self._db.transact_write_items(TransactItems=[*kept, *items])
+
+
+def _aws_code(failure: Exception) -> str:
+    response = getattr(failure, "response", None) or {}
+    return str(response.get("Error", {}).get("Code") or type(failure).__name__)
 
 
 def _dest(key: str) -> str:

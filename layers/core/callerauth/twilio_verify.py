@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from callerauth import errors
+from callerauth.refusals import Code, Refusal, unavailable
 
 # Seconds until Twilio lets a destination try again after its own limits (a verification lives 10 minutes).
 TWILIO_WINDOW_SECONDS = 600
@@ -68,11 +68,11 @@ class TwilioVerify:
         except (TwilioRestException, TwilioServiceException) as exc:  # the legacy and the RFC 9457 error shapes
             raise error_for(exc.status, exc.code) from None
         except RequestException:
-            raise errors.upstream_unavailable() from None
+            raise unavailable("twilio") from None
         except (TwilioException, ValueError, KeyError, TypeError, AttributeError):  # an answer we cannot read
-            raise errors.upstream_error() from None
+            raise Refusal("upstream_error", "twilio") from None
         if not isinstance(getattr(result, "status", None), str):
-            raise errors.upstream_error()
+            raise Refusal("upstream_error", "twilio")
         return result
 
     def _service(self) -> Any:
@@ -93,52 +93,30 @@ class TwilioVerify:
         return self._client.verify.v2.services(credentials.verify_service_sid)
 
 
-def error_for(status: int, twilio_code: int | None) -> errors.ApiError:
-    """Twilio's answer (HTTP status, Twilio error code) as the contract's error."""
+def error_for(status: int, twilio_code: int | None) -> Refusal:
+    """Twilio's answer (HTTP status, Twilio error code) as the domain's refusal."""
     if twilio_code is not None and twilio_code < 10000:
         twilio_code = None  # the client fills in the HTTP status when Twilio gave no code: not a Twilio code
-    match twilio_code:
-        case 60200:
-            return errors.ApiError(
-                400,
-                "invalid_parameter",
-                "Twilio refused a parameter as invalid.",
-                twilio_code=60200,
-                more_info="https://www.twilio.com/docs/errors/60200",
-            )
-        case 60202:
-            return errors.too_many_attempts(
-                "Max check attempts reached; send a new code later.", TWILIO_WINDOW_SECONDS, twilio_code=60202
-            )
-        case 60203:
-            return errors.ApiError(
-                429,
-                "max_send_attempts",
-                "Max send attempts reached; try again later.",
-                twilio_code=60203,
-                retry_after=TWILIO_WINDOW_SECONDS,
-                more_info="https://www.twilio.com/docs/errors/60203",
-            )
-        case 60205:
-            return errors.destination_blocked(
-                "This number is a landline and cannot receive SMS; use channel 'call'.", 60205
-            )
-        case 60410:
-            return errors.destination_blocked("Twilio has blocked this number (fraud prevention).", 60410)
-        case 60605:
-            return errors.destination_blocked("Verification to this country is not enabled.", 60605)
-        case 60212:
-            return errors.rate_limited("Too many concurrent requests for this number; try again shortly.", 5)
-        case 20404:
-            return errors.ApiError(
-                404,
-                "verification_not_found",
-                "No pending verification for this number (expired, approved or canceled); send a new code.",
-                twilio_code=20404,
-                more_info="https://www.twilio.com/docs/errors/20404",
-            )
-        case 20429:
-            return errors.upstream_unavailable(retry_after=1)
+    known = TWILIO_REFUSALS.get(twilio_code) if twilio_code is not None else None
+    if known is not None:
+        code, reason, retry_after = known
+        shown = twilio_code not in TRANSIENT  # a transient refusal needs only a retry, not Twilio's docs
+        return Refusal(code, reason, retry_after=retry_after, twilio_code=twilio_code if shown else None)
     if status >= 500:
-        return errors.upstream_unavailable()
-    return errors.upstream_error(twilio_code)
+        return unavailable("twilio")
+    return Refusal("upstream_error", "twilio", twilio_code=twilio_code)
+
+
+# Twilio error code -> (our code, reason, seconds to wait). https://www.twilio.com/docs/api/errors
+TWILIO_REFUSALS: dict[int, tuple[Code, str | None, int | None]] = {
+    60200: ("invalid_parameter", None, None),
+    60202: ("too_many_attempts", None, TWILIO_WINDOW_SECONDS),
+    60203: ("max_send_attempts", None, TWILIO_WINDOW_SECONDS),
+    60205: ("destination_blocked", "landline", None),
+    60410: ("destination_blocked", "fraud_guard", None),
+    60605: ("destination_blocked", "geo_permissions", None),
+    60212: ("rate_limited", "concurrent_requests", 5),
+    20404: ("verification_not_found", None, None),
+    20429: ("upstream_unavailable", "twilio_busy", 1),
+}
+TRANSIENT = frozenset({60212, 20429})
