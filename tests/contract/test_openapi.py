@@ -298,33 +298,38 @@ def test_every_field_the_core_decodes_is_documented(doc: Mapping[str, Any]) -> N
 
 
 def test_the_field_rules_are_the_core_s(doc: Mapping[str, Any]) -> None:
-    # Given the document's field schemas
+    # Given the document's field schemas, and the blanks the core strips around `to` and codes
     schemas = doc["components"]["schemas"]
+    blanks = "[" + fields.BLANKS.encode("unicode_escape").decode() + "]*"
 
-    # Then patterns are the core's regular expressions, anchored; enums, defaults and limits are the core's
-    assert schemas["E164Number"]["pattern"] == f"^{fields.E164.pattern}$"
-    assert schemas["EmailAddress"]["pattern"] == f"^{fields.EMAIL.pattern}$"
-    assert schemas["Locale"]["pattern"] == f"^{fields.LOCALE.pattern}$"
-    assert schemas["VerificationCode"]["pattern"] == f"^{fields.CODE.pattern}$"
-    assert schemas["TaskSid"]["pattern"] == f"^{fields.TASK_SID.pattern}$"
-    assert schemas["Channel"]["enum"] == list(fields.CHANNELS)
+    # Then patterns are the core's regular expressions, anchored, with the documented leniency
+    # (blanks around a destination or a code; an empty locale, task SID or channel taken as absent)
+    assert schemas["E164Number"]["pattern"] == f"^{blanks}{fields.E164.pattern}{blanks}$"
+    assert schemas["EmailAddress"]["pattern"] == f"^{blanks}{fields.EMAIL.pattern}{blanks}$"
+    assert schemas["VerificationCode"]["pattern"] == f"^{blanks}{fields.CODE.pattern}{blanks}$"
+    assert schemas["Locale"]["pattern"] == f"^({fields.LOCALE.pattern})?$"
+    assert schemas["TaskSid"]["pattern"] == f"^({fields.TASK_SID.pattern})?$"
+    assert schemas["Channel"]["enum"] == [*fields.CHANNELS, ""]
     assert schemas["Channel"]["default"] == fields.destination({"to": "+12025550100"}).channel
     assert schemas["Locale"]["default"] == fields.locale({})
     assert schemas["FlexToken"]["maxLength"] == agents.MAX_TOKEN_LENGTH
 
 
 @pytest.mark.parametrize(
-    ("schema", "at_limit", "channel"),
-    [("E164Number", "+1" + "5" * 14, "sms"), ("EmailAddress", "a" * 64 + "@" + "b" * 185 + ".com", "email")],
+    ("at_limit", "too_long", "channel"),
+    [
+        pytest.param("+1" + "5" * 14, "+1" + "5" * 15, "sms", id="E164-15-digits"),
+        pytest.param("a" * 64 + "@" + "b" * 185 + ".com", "a" * 65 + "@" + "b" * 185 + ".com", "email", id="email-254"),
+    ],
 )
-def test_the_length_limits_are_the_core_s(doc: Mapping[str, Any], schema: str, at_limit: str, channel: str) -> None:
-    # Given a destination exactly at the document's maxLength, and one character more
-    limit = doc["components"]["schemas"][schema]["maxLength"]
-    assert len(at_limit) == limit
-    too_long = at_limit[:-1] + "0" + at_limit[-1] if channel == "sms" else "a" + at_limit
+def test_the_length_limits_are_the_core_s(doc: Mapping[str, Any], at_limit: str, too_long: str, channel: str) -> None:
+    # Given a destination exactly at the documented limit (15 digits; 254 characters), and one longer
+    email = doc["components"]["schemas"]["EmailAddress"]
+    assert "at most 254 characters" in email["description"]
+    assert len("a" * 64 + "@" + "b" * 185 + ".com") == 254
 
-    # Then the core takes the first and refuses the second
-    assert fields.destination({"to": at_limit, "channel": channel}).to == at_limit.lower()
+    # Then the core takes the first, padded or not, and refuses the second
+    assert fields.destination({"to": f" {at_limit}\t", "channel": channel}).to == at_limit.lower()
     with pytest.raises(Exception, match="Invalid parameter 'to'"):
         fields.destination({"to": too_long, "channel": channel})
 

@@ -26,6 +26,7 @@ CODE = re.compile(r"[0-9]{4,10}")
 TASK_SID = re.compile(r"WT[0-9a-fA-F]{32}")
 CHANNELS = ("sms", "call", "email", "whatsapp")
 
+BLANKS = " \t\r\n"  # stripped from `to` and `verification_code`: a pasted code often carries them
 START_MISSING = "Missing parameter; please provide a phone number or email."
 
 
@@ -42,7 +43,7 @@ def destination(
     channel = fields.get("channel", "sms") or "sms"
     if channel not in CHANNELS:
         raise errors.invalid_parameter("Invalid parameter 'channel': use sms, call, email or whatsapp.")
-    to = fields.get("to", "").strip()
+    to = fields.get("to", "").strip(BLANKS)
     if not to:
         raise errors.missing_parameter(missing_message, more_info)
     if channel == "email":
@@ -61,7 +62,7 @@ def start_target(fields: Mapping[str, str]) -> Destination:
 
 def recipient(fields: Mapping[str, str], *, missing_message: str = "Missing parameter.") -> str:
     """The `to` of a request that names an earlier verification: an E.164 number or an e-mail address."""
-    to = fields.get("to", "").strip()
+    to = fields.get("to", "").strip(BLANKS)
     if not to:
         raise errors.missing_parameter(missing_message)
     return destination({"to": to, "channel": "email" if "@" in to else "sms"}).to
@@ -75,7 +76,7 @@ def locale(fields: Mapping[str, str]) -> str:
 
 
 def verification_code(fields: Mapping[str, str]) -> str:
-    value = fields.get("verification_code", "").strip()
+    value = fields.get("verification_code", "").strip(BLANKS)
     if not value:
         raise errors.missing_parameter()
     if len(value) > 10 or not CODE.fullmatch(value):
