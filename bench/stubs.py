@@ -12,6 +12,7 @@ from callerauth.actions import Services
 from callerauth.agents import Agent
 from callerauth.config import Settings
 from callerauth.privacy import Hasher
+from callerauth.sources import SourceGate
 from callerauth.store import Approval, CheckStarted
 from callerauth.twilio_verify import Sent
 from callerauth.wiring import handler_for
@@ -60,6 +61,7 @@ class StubContainer:
             StubVerify(),
             StubAgents(),  # type: ignore[arg-type]
             Hasher(b"0123456789abcdef0123456789abcdef"),
+            SourceGate(self._settings, Hasher(b"0123456789abcdef0123456789abcdef")),
             clock=lambda: NOW,
         )
 

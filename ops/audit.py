@@ -19,6 +19,7 @@ from typing import Any
 from callerauth.config import Settings
 from callerauth.fields import recipient
 from callerauth.privacy import Hasher
+from callerauth.refusals import Refusal
 from callerauth.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,12 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             from devserver.stack import DEV_HASH_SECRET
 
             secret = DEV_HASH_SECRET
-    from botocore.exceptions import BotoCoreError, ClientError
-
     store = StateStore(client, Settings(state_table=table, customers_table="-"))
     try:
-        events = sorted(store.audit_trail(Hasher(secret.encode()).key(to)), key=lambda e: e["sk"])
-    except (BotoCoreError, ClientError) as exc:
+        events = sorted(store.audit_trail(Hasher(secret.encode()).key(to.key)), key=lambda e: e["sk"])
+    except Refusal as exc:
         where = f"stack {args.stack}" if args.stack else "the dev stack (is `make dev` running?)"
         print(f"cannot read the audit trail from {where}: {exc}", file=sys.stderr)
         return 1

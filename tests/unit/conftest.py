@@ -21,10 +21,11 @@ import pytest
 from callerauth import errors
 from callerauth.actions import Services
 from callerauth.agents import FlexAgents
-from callerauth.config import Settings
+from callerauth.config import CHANNELS, Settings
 from callerauth.http import Reply, Request
 from callerauth.privacy import Hasher
 from callerauth.refusals import Refusal
+from callerauth.sources import SourceGate
 from callerauth.store import StateStore
 from callerauth.twilio_verify import Sent
 
@@ -150,6 +151,9 @@ class FakeIam:
 AGENT_A, AGENT_B, GUEST = "token-agent-a", "token-agent-b", "token-guest"  # the guest has no allowed role
 
 
+SOURCE_IP = "203.0.113.7"
+
+
 @dataclass
 class Outcome:
     """What one action call answered (a Reply or the ApiError it raised), and how many audit items it wrote."""
@@ -182,7 +186,7 @@ class World:
         fields: Mapping[str, str] | None = None,
         token: str | None = AGENT_A,
         method: str = "POST",
-        source_ip: str = "203.0.113.7",
+        source_ip: str = SOURCE_IP,
     ) -> Request:
         values = dict(fields or {})
         if token is not None:
@@ -255,6 +259,21 @@ class World:
         ).get("Item")
         return int(item["n"]["N"]) if item else 0
 
+    def source_audit_count(self, source_ip: str = SOURCE_IP) -> int:
+        """Audit items kept under a source (refused requests nobody was identified in)."""
+        return int(
+            self.client.query(
+                TableName=self.settings.state_table,
+                Select="COUNT",
+                ConsistentRead=True,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": "S#" + self.services.sources.key(source_ip)},
+                    ":audit": {"S": "AUDIT#"},
+                },
+            )["Count"]
+        )
+
     def pk(self, to: str) -> str:
         return "D#" + self.services.hasher.key(to)
 
@@ -298,6 +317,7 @@ def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., Wo
                     TableName=names[logical_id],
                     TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
                 )
+        overrides.setdefault("allowed_channels", CHANNELS)  # every channel, unless a test says otherwise
         settings = Settings(state_table=names["StateTable"], customers_table=names["CustomersTable"], **overrides)
         clock = FakeClock(START_TIME)
         verify = FakeVerify(clock)
@@ -305,12 +325,14 @@ def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., Wo
         iam.add(AGENT_A, "agent-a@example.com", worker_sid="WK" + "a" * 32)
         iam.add(AGENT_B, "agent-b@example.com", worker_sid="WK" + "b" * 32)
         iam.add(GUEST, "guest@example.com", roles=("guest",))
+        hasher = Hasher(HASH_SECRET)
         services = Services(
             settings=settings,
             store=StateStore(dynamodb, settings),
             verify=verify,
             agents=FlexAgents(iam, settings.allowed_roles, clock),
-            hasher=Hasher(HASH_SECRET),
+            hasher=hasher,
+            sources=SourceGate(settings, hasher, clock),
             clock=clock,
         )
         return World(dynamodb, settings, clock, verify, iam, services)

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from callerauth import errors
 from callerauth.actions import cancel_verify, check_verify, customer_info, start_verify
 from callerauth.agents import AnonymousAgents
+from callerauth.store import StateStore
 from callerauth.twilio_verify import error_for
 
 from tests.support import refused
@@ -148,22 +149,22 @@ def test_the_state_table_never_holds_the_number_the_code_or_the_token(world: Any
 
 
 def test_start_reserves_the_send_before_calling_twilio(world: Any) -> None:
-    # Given a Twilio fake that looks at the state table while it is "sending"
-    seen: dict[str, Any] = {}
+    # Given a Twilio fake that, while it is "sending", sees another agent ask for the same number
+    seen: list[Any] = []
 
-    def look(to: str) -> None:
-        seen["state"] = world.state(to)
-        seen["sends"] = world.counter(world.pk(to), f"SENDS#H#{START // 3600}")
+    def meanwhile(to: str) -> None:
+        if not seen:
+            seen.append(send(world, to, token=AGENT_B))
 
-    world.verify.on_start = look
+    world.verify.on_start = meanwhile
 
     # When
     out = send(world)
 
-    # Then: the cooldown and the count were already claimed
+    # Then: the send was already claimed: the concurrent one is refused and never reaches Twilio
     assert out.status == 200
-    assert seen["state"]["last_send"] == START
-    assert seen["sends"] == 1
+    assert (seen[0].status, seen[0].code) == (429, "rate_limited")
+    assert world.verify.count("start") == 1
 
 
 def test_a_double_click_sends_one_message(world: Any) -> None:
@@ -195,7 +196,6 @@ def test_the_cooldown_ends_exactly_after_send_cooldown_seconds(world: Any) -> No
 @pytest.mark.parametrize(
     ("twilio_error", "status", "code"),
     [
-        (error_for(503, None), 503, "upstream_unavailable"),
         (error_for(429, 20429), 503, "upstream_unavailable"),
         (error_for(429, 60203), 429, "max_send_attempts"),
         (error_for(403, 60605), 403, "destination_blocked"),
@@ -204,25 +204,42 @@ def test_the_cooldown_ends_exactly_after_send_cooldown_seconds(world: Any) -> No
         (error_for(400, 21608), 502, "upstream_error"),
     ],
 )
-def test_a_twilio_failure_on_start_releases_the_reservation(
+def test_a_definite_twilio_refusal_on_start_releases_the_reservation(
     world: Any, twilio_error: errors.ApiError, status: int, code: str
 ) -> None:
-    # Given Twilio failing the send
+    # Given Twilio refusing the send
     world.verify.fail("start", twilio_error)
 
     # When
     out = send(world)
 
-    # Then: Twilio's answer in the contract's terms, and nothing left claimed
+    # Then: Twilio's answer in the contract's terms, audited
     assert (out.status, out.code) == (status, code)
     assert out.audits == 1
     assert world.audits()[0]["outcome"] == code
-    assert "last_send" not in (world.state(TO) or {})
-    assert world.counter(world.pk(TO), f"SENDS#H#{START // 3600}") == 0
-    assert world.counter(f"A#{IDENTITY_A}", f"SENDS#H#{START // 3600}") == 0
-    assert world.counter("DEPLOYMENT", f"SENDS#M#{START // 60}") == 0
-    # and an immediate retry is not held back by a cooldown for a message that never went out
-    assert send(world).status == 200
+    # and nothing is left claimed: no cooldown, and the whole hourly cap of 5 is still there
+    for _ in range(5):
+        assert send(world).status == 200
+        world.clock.advance(30)
+    assert send(world).code == "rate_limited"
+
+
+@pytest.mark.parametrize("twilio_error", [error_for(503, None), error_for(500, 20500)], ids=["503", "500"])
+def test_a_send_whose_outcome_is_unknown_keeps_its_reservation(world: Any, twilio_error: Any) -> None:
+    # Given Twilio failing in a way that does not say whether it sent the message
+    world.verify.fail("start", twilio_error)
+
+    # When
+    out = send(world)
+
+    # Then: an outage for the agent, but the send counts as made: cooldown, and one of the 5 an hour
+    assert (out.status, out.code) == (503, "upstream_unavailable")
+    assert send(world).code == "rate_limited"  # the cooldown stands
+    for _ in range(4):
+        world.clock.advance(30)
+        assert send(world).status == 200
+    world.clock.advance(30)
+    assert send(world).code == "rate_limited"
 
 
 def test_twilio_20404_on_start_is_an_upstream_error_not_a_missing_verification(world: Any) -> None:
@@ -248,24 +265,25 @@ def test_a_release_never_removes_a_later_reservation(world_factory: Callable[...
     def interleave(to: str) -> None:
         world.verify.on_start = None
         answers["second"] = send(world)
-        world.verify.fail("start", error_for(503, None))  # then the first one fails
+        world.verify.fail("start", error_for(400, 21608))  # then Twilio refuses the first one
 
     world.verify.on_start = interleave
 
     # When
     first = send(world)
 
-    # Then: the second send keeps its mark and its count
-    assert (first.status, answers["second"].status) == (503, 200)
-    sent = next(a for a in world.audits() if a["outcome"] == "sent")
-    assert world.state(TO)["reservation"] == sent["request_id"]
-    assert world.state(TO)["last_send"] == START
-    assert world.counter(world.pk(TO), f"SENDS#H#{START // 3600}") == 1
+    # Then: the second send keeps its mark: with a cooldown back in force, a third is still held back by it
+    assert (first.status, answers["second"].status) == (502, 200)
     assert world.audit_count() == 2
+    cooling = replace(world.settings, send_cooldown_seconds=30)
+    held = world.call(
+        start_verify, {"to": TO}, services=replace(world.services, store=StateStore(world.client, cooling))
+    )
+    assert held.code == "rate_limited"
 
 
-def test_five_sends_an_hour_per_number_then_rate_limited_until_the_hour_ends(world: Any) -> None:
-    # Given five sends, 30 s apart
+def test_five_sends_an_hour_per_number_then_rate_limited_until_no_hour_would_hold_six(world: Any) -> None:
+    # Given five sends, 30 s apart, all in one clock hour
     for _ in range(5):
         assert send(world).status == 200
         world.clock.advance(30)
@@ -273,13 +291,33 @@ def test_five_sends_an_hour_per_number_then_rate_limited_until_the_hour_ends(wor
     # When
     sixth = send(world)
 
-    # Then
+    # Then: refused until the end of the next clock hour (before then, an hour-long span would hold six)
     assert (sixth.status, sixth.code) == (429, "rate_limited")
-    assert sixth.error.retry_after == HOUR_END - (START + 150)
+    assert sixth.error.retry_after == HOUR_END + 3600 - (START + 150)
     assert "this number (5 an hour)" in sixth.body["message"]
     assert world.verify.count("start") == 5
     world.clock.now = HOUR_END
+    assert send(world).code == "rate_limited"
+    world.clock.now = HOUR_END + 3600
     assert send(world).status == 200
+
+
+def test_no_span_of_an_hour_holds_more_sends_than_the_cap_across_a_window_edge(world: Any) -> None:
+    # Given five sends in the last minutes of a clock hour
+    world.clock.now = HOUR_END - 200
+    for _ in range(5):
+        assert send(world).status == 200
+        world.clock.advance(30)
+
+    # When the next clock hour starts (a fixed window would let five more through at once)
+    world.clock.now = HOUR_END + 1
+    answers = [send(world).code for _ in range(1)]
+    world.clock.advance(30)
+    answers.append(send(world).code)
+
+    # Then nothing more is sent until those five are over an hour old
+    assert answers == ["rate_limited", "rate_limited"]
+    assert world.verify.count("start") == 5
 
 
 def test_the_per_agent_cap_holds_back_only_that_agent(world_factory: Callable[..., Any]) -> None:
@@ -293,7 +331,7 @@ def test_the_per_agent_cap_holds_back_only_that_agent(world_factory: Callable[..
     colleague = send(world, "+12025550103", token=AGENT_B)
 
     # Then
-    assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 2800)
+    assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 2800 + 3600)
     assert "You have sent too many codes (2 an hour)" in third.body["message"]
     assert colleague.status == 200
 
@@ -308,27 +346,30 @@ def test_the_deployment_breaker_pauses_every_send_until_the_minute_ends(world_fa
     third = send(world, "+12025550103")
     world.clock.advance(40)
     next_minute = send(world, "+12025550103")
+    world.clock.advance(60)
+    minute_after = send(world, "+12025550103")
 
-    # Then
-    assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 40)
-    assert "contact centre" in third.body["message"]
-    assert next_minute.status == 200
+    # Then: paused until no minute-long span would hold three
+    assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 100)
+    assert "contact centre (2 a minute)" in third.body["message"]
+    assert next_minute.code == "rate_limited"
+    assert minute_after.status == 200
 
 
 def test_the_country_allow_list_blocks_other_numbers_but_not_email(world_factory: Callable[..., Any]) -> None:
     # Given only UK numbers allowed
-    world = world_factory(allowed_country_codes=("+44",))
+    world = world_factory(allowed_countries=frozenset({"GB"}))
 
     # When
     us = send(world)
-    uk = send(world, "+447700900123")
+    uk = send(world, "+447400123456")
     email = send(world, "jane@example.com", channel="email")
 
     # Then
     assert (us.status, us.code, us.audits) == (403, "destination_blocked", 1)
     assert uk.status == 200
     assert email.status == 200
-    assert world.verify.calls == [("start", "+447700900123"), ("start", "jane@example.com")]
+    assert world.verify.calls == [("start", "+447400123456"), ("start", "jane@example.com")]
 
 
 @pytest.mark.parametrize(
@@ -344,10 +385,10 @@ def test_start_needs_a_valid_flex_token_with_an_allowed_role(world: Any, token: 
     # Given / When
     out = send(world, token=token)
 
-    # Then
+    # Then: refused, audited under the source (never in the trail of the number it named)
     assert (out.status, out.code) == (403, code)
     assert world.verify.calls == []
-    assert out.audits == 1
+    assert (out.audits, world.source_audit_count()) == (0, 1)
     assert world.audits()[0]["agent"] == "unidentified"
 
 
@@ -476,16 +517,16 @@ def test_old_failures_do_not_count_towards_a_lock(world: Any, gap: int) -> None:
     assert (out.status, out.code) == (401, "incorrect_code")
 
 
-@pytest.mark.parametrize("no_failure", ["nothing pending", "twilio down"])
+@pytest.mark.parametrize("no_failure", ["nothing pending", "twilio refusing"])
 def test_a_check_that_is_no_failure_does_not_keep_old_failures_alive(world: Any, no_failure: str) -> None:
     # Given two failures (the limit is three), and 50 minutes later a check that Twilio could not judge
     send(world)
     check_wrong(world)
     check_wrong(world)
     world.clock.advance(3000)  # the code has expired at Twilio
-    if no_failure == "twilio down":
+    if no_failure == "twilio refusing":
         send(world)
-        world.verify.fail("check", error_for(503, None))
+        world.verify.fail("check", error_for(429, 20429))
     assert check(world, "123456").status in (404, 503)
     world.clock.advance(700)  # over an hour since the last failure
     assert send(world).status == 200
@@ -517,13 +558,13 @@ def test_a_success_resets_the_failure_count(world: Any) -> None:
 @pytest.mark.parametrize(
     ("twilio_error", "status", "code"),
     [
-        (error_for(503, None), 503, "upstream_unavailable"),
+        (error_for(429, 20429), 503, "upstream_unavailable"),
         (error_for(429, 60202), 429, "too_many_attempts"),
         (error_for(400, 60200), 400, "invalid_parameter"),
         (error_for(400, 99999), 502, "upstream_error"),
     ],
 )
-def test_a_twilio_error_on_check_is_not_a_failed_check(
+def test_a_definite_twilio_refusal_on_check_is_not_a_failed_check(
     world: Any, twilio_error: errors.ApiError, status: int, code: str
 ) -> None:
     # Given two failures already, then Twilio failing three checks
@@ -539,6 +580,23 @@ def test_a_twilio_error_on_check_is_not_a_failed_check(
     assert {(o.status, o.code, o.audits) for o in failed} == {(status, code, 1)}
     assert world.state(TO)["failed"] == 2
     assert check_right(world).status == 200
+
+
+@pytest.mark.parametrize("twilio_error", [error_for(503, None), error_for(502, None)], ids=["twilio-503", "twilio-502"])
+def test_a_check_whose_outcome_is_unknown_counts_as_failed(world: Any, twilio_error: Any) -> None:
+    # Given two failures already (the limit is three), then Twilio failing without saying whether it judged
+    send(world)
+    check_wrong(world)
+    check_wrong(world)
+    world.verify.fail("check", twilio_error)
+
+    # When
+    unknown = check_wrong(world)
+
+    # Then: it is answered as an outage, and counted as the failure it may have been: the number is locked
+    assert (unknown.status, unknown.code, unknown.audits) == (503, "upstream_unavailable", 1)
+    locked = check_right(world)
+    assert (locked.status, locked.code) == (429, "too_many_attempts")
 
 
 def test_a_check_with_nothing_pending_is_not_found_and_never_counts(world: Any) -> None:
@@ -577,8 +635,8 @@ def test_customer_info_serves_the_visible_fields_to_the_approving_agent(world: A
     approve(world, task_sid=TASK)
     world.clock.advance(10)
 
-    # When
-    out = info(world, taskSid=TASK)
+    # When (the world's requests carry fields by their canonical names)
+    out = info(world, task_sid=TASK)
 
     # Then
     assert out.status == 200
@@ -596,7 +654,7 @@ def test_customer_info_serves_the_visible_fields_to_the_approving_agent(world: A
     ("approved_task", "token", "asked_task", "status"),
     [
         (TASK, AGENT_A, {"task_sid": TASK}, 200),
-        (TASK, AGENT_A, {}, 200),  # only one side names a task
+        (TASK, AGENT_A, {}, 403),  # an approval bound to a task is released only to a request naming it
         (None, AGENT_A, {"task_sid": OTHER_TASK}, 200),
         (TASK, AGENT_A, {"task_sid": OTHER_TASK}, 403),
         (TASK, AGENT_B, {"task_sid": TASK}, 403),
@@ -710,7 +768,7 @@ def test_cancel_answers_a_twilio_outage_and_audits_it(world: Any) -> None:
 
 def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_factory: Callable[..., Any]) -> None:
     # Given a deployment that lets every path happen
-    world = world_factory(max_failed_checks=2, lockout_seconds=120, allowed_country_codes=("+1",))
+    world = world_factory(max_failed_checks=2, lockout_seconds=120, allowed_countries=frozenset({"US"}))
     world.seed_customer(TO, name="Jane Doe")
     before = world.audit_count()
     outcomes: list[tuple[str, Any]] = []
@@ -721,9 +779,9 @@ def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_fa
     # When: every answer each action can give
     record("start: no token", send(world, token=None))
     record("start: bad token", send(world, token="forged"))
-    record("start: blocked country", send(world, "+447700900123"))
-    world.verify.fail("start", error_for(503, None))
-    record("start: twilio down", send(world))
+    record("start: blocked country", send(world, "+447400123456"))
+    world.verify.fail("start", error_for(429, 20429))
+    record("start: twilio busy", send(world))
     record("start: sent", send(world))
     record("start: cooldown", send(world))
     record("check: no token", check(world, "123456", token=None))
@@ -751,14 +809,18 @@ def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_fa
     record("cancel: canceled", cancel(world))
     record("cancel: no token", cancel(world, token=None))
 
-    # Then
-    assert {label: o.audits for label, o in outcomes} == {label: 1 for label, _ in outcomes}
+    # Then: one audit event each, under the number, or under the source for requests nobody was identified in
+    unidentified = {label for label, _ in outcomes if label.endswith(("no token", "bad token"))}
+    assert {label: o.audits for label, o in outcomes} == {
+        label: int(label not in unidentified) for label, _ in outcomes
+    }
+    assert world.source_audit_count() == len(unidentified) == 5
     assert world.audit_count() - before == len(outcomes) + 1  # and the unrecorded send
     assert {label: (o.status, o.code) for label, o in outcomes} == {
         "start: no token": (403, "agent_auth_required"),
         "start: bad token": (403, "agent_auth_invalid"),
         "start: blocked country": (403, "destination_blocked"),
-        "start: twilio down": (503, "upstream_unavailable"),
+        "start: twilio busy": (503, "upstream_unavailable"),
         "start: sent": (200, None),
         "start: cooldown": (429, "rate_limited"),
         "check: no token": (403, "agent_auth_required"),

@@ -37,19 +37,65 @@ def refusal(call: object, *args: object, **kwargs: object) -> errors.ApiError:
 # ------------------------------------------------------------------------------------------ destination
 
 
-@pytest.mark.parametrize("number", ["+1234567", "+12025550100", "+123456789012345", "+447700900123"])
-def test_e164_numbers_from_7_to_15_digits_are_accepted(number: str) -> None:
+@pytest.mark.parametrize(
+    ("number", "region"),
+    [("+12025550100", "US"), ("+447400123456", "GB"), ("+18765550100", "JM"), ("+4915123456789", "DE")],
+)
+def test_valid_numbers_are_accepted_with_their_region(number: str, region: str) -> None:
     # Given / When
     target = fields.destination({"to": number})
 
-    # Then
-    assert target == fields.Destination(number, "sms")
+    # Then: libphonenumber's region, not the calling code, says where the number is (+1 876 is Jamaica)
+    assert target == fields.Destination(number, "sms", number, region)
 
 
 @pytest.mark.parametrize("channel", ["sms", "call", "whatsapp"])
 def test_phone_channels_take_an_e164_number(channel: str) -> None:
     # Given / When / Then
-    assert fields.destination({"to": "+12025550100", "channel": channel}) == fields.Destination("+12025550100", channel)
+    target = fields.destination({"to": "+12025550100", "channel": channel})
+    assert (target.to, target.channel, target.key) == ("+12025550100", channel, "+12025550100")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+15555550100",  # NANP's 555 range is not allocated
+        "+1234567",  # well formed, but no such number
+        "+123456789012345",
+        "+12845550100",  # a British Virgin Islands spelling that is not a real number
+    ],
+)
+def test_numbers_libphonenumber_calls_invalid_are_refused(number: str) -> None:
+    # Given / When
+    error = refusal(fields.destination, {"to": number})
+
+    # Then
+    assert (error.status, error.code) == (400, "invalid_parameter")
+    assert number not in error.message
+
+
+@pytest.mark.parametrize(("number", "costly"), [("+19005550100", "premium_rate")])
+def test_numbers_that_bill_the_sender_are_marked(number: str, costly: str) -> None:
+    # Given / When / Then
+    assert fields.destination({"to": number}).costly == costly
+
+
+def test_two_spellings_of_one_number_share_one_key() -> None:
+    # Given a UK number written with its national trunk prefix after the country code
+    plain, with_trunk_zero = fields.recipient({"to": "+447400123456"}), fields.recipient({"to": "+4407400123456"})
+
+    # Then both are the same destination, in its one E.164 spelling
+    assert plain == with_trunk_zero
+    assert plain.to == plain.key == "+447400123456"
+
+
+def test_a_channel_the_deployment_does_not_allow_is_refused_naming_the_allowed_ones() -> None:
+    # Given / When
+    error = refusal(fields.start_target, {"to": "+12025550100", "channel": "call"}, ("sms",))
+
+    # Then
+    assert (error.status, error.code) == (400, "invalid_parameter")
+    assert "sms only" in error.message
 
 
 def test_surrounding_whitespace_is_trimmed_from_the_number() -> None:
@@ -91,7 +137,23 @@ def test_an_email_is_taken_for_channel_email_and_lower_cased() -> None:
     target = fields.destination({"to": "Jane.Doe@Example.COM", "channel": "email"})
 
     # Then
-    assert target == fields.Destination("jane.doe@example.com", "email")
+    assert target == fields.Destination("jane.doe@example.com", "email", "jane.doe@example.com")
+
+
+@pytest.mark.parametrize("address", ["Jane+Billing@Example.com", "jane+x+y@example.com", "JANE@example.com"])
+def test_one_mailbox_is_one_destination_whatever_its_tag_or_case(address: str) -> None:
+    # Given / When / Then: limits and state are keyed by the mailbox, the code goes to the address given
+    target = fields.destination({"to": address, "channel": "email"})
+    assert (target.to, target.key) == (address.lower(), "jane@example.com")
+
+
+@pytest.mark.parametrize("address", ["jane\x00@example.com", "ja\x1bne@example.com", "jane@exa\x7fmple.com"])
+def test_an_address_with_a_control_character_is_refused(address: str) -> None:
+    # Given / When
+    error = refusal(fields.destination, {"to": address, "channel": "email"})
+
+    # Then
+    assert (error.status, error.code) == (400, "invalid_parameter")
 
 
 @pytest.mark.parametrize(
@@ -161,7 +223,7 @@ def test_an_empty_channel_means_sms() -> None:
 )
 def test_a_recipient_is_a_number_or_an_email(to: str, expected: str) -> None:
     # Given / When / Then
-    assert fields.recipient({"to": to}) == expected
+    assert fields.recipient({"to": to}).to == expected
 
 
 def test_a_missing_recipient_says_missing_parameter() -> None:
@@ -288,20 +350,27 @@ def test_a_bad_task_sid_is_refused_without_echoing_it(sid: str) -> None:
 
 # ------------------------------------------------------------------------------------------ limits
 
+CAPS = limits.caps("D#key", "A#agent", SETTINGS)
+DAY_LEFT = 86400 - NOW % 86400
 
-@pytest.mark.parametrize(
-    ("now", "length", "expected"),
-    [
-        (0, 3600, limits.Window(0, 3600)),
-        (3599, 3600, limits.Window(0, 3600)),
-        (3600, 3600, limits.Window(1, 7200)),
-        (NOW, 3600, limits.Window(NOW // 3600, NOW + HOUR_LEFT)),
-        (NOW, 60, limits.Window(NOW // 60, NOW + MINUTE_LEFT)),
-    ],
-)
-def test_window_is_a_fixed_window_with_its_end(now: int, length: int, expected: limits.Window) -> None:
-    # Given / When / Then
-    assert limits.window(now, length) == expected
+
+def test_every_cap_of_the_contract_is_counted_most_specific_first() -> None:
+    # Given the contract's defaults / Then each cap has its window and its limit, in this order
+    assert [(c.name, c.length, c.limit) for c in CAPS] == [
+        ("destination", 3600, 5),
+        ("agent", 3600, 30),
+        ("minute", 60, 60),
+        ("hour", 3600, 1000),
+        ("day", 86400, 10000),
+    ]
+
+
+@pytest.mark.parametrize(("now", "window", "ends_at"), [(0, 0, 3600), (3599, 0, 3600), (3600, 1, 7200)])
+def test_a_cap_s_window_and_its_end(now: int, window: int, ends_at: int) -> None:
+    # Given an hourly cap / Then a moment falls in one window, whose counter key names it
+    hourly = CAPS[0]
+    assert (hourly.window(now), hourly.ends_at(hourly.window(now))) == (window, ends_at)
+    assert hourly.counter(window) != hourly.counter(window + 1)
 
 
 def test_a_lock_answers_too_many_attempts_until_it_ends() -> None:
@@ -309,7 +378,7 @@ def test_a_lock_answers_too_many_attempts_until_it_ends() -> None:
     breached = {"state": {"locked_until": NOW + 100, "last_send": NOW - 5}}
 
     # When
-    error = errors.api_error(limits.send_refusal(breached, NOW, SETTINGS))
+    error = errors.api_error(limits.send_refusal(breached, NOW, SETTINGS, CAPS))
 
     # Then
     assert (error.status, error.code, error.retry_after) == (429, "too_many_attempts", 100)
@@ -318,90 +387,82 @@ def test_a_lock_answers_too_many_attempts_until_it_ends() -> None:
 
 def test_a_cooldown_answers_rate_limited_with_the_seconds_left() -> None:
     # Given a send 10 s ago and a 30 s cooldown
-    error = errors.api_error(limits.send_refusal({"state": {"last_send": NOW - 10}}, NOW, SETTINGS))
+    error = errors.api_error(limits.send_refusal({"state": {"last_send": NOW - 10}}, NOW, SETTINGS, CAPS))
 
     # Then
     assert (error.status, error.code, error.retry_after) == (429, "rate_limited", 20)
-    assert error.message == "A code was just sent; you can resend in 20 s."
+    assert "20 s" in error.message
     assert error.reason == "cooldown"
 
 
 def test_an_expired_lock_is_just_a_cooldown() -> None:
     # Given a lock that ended a second ago
-    error = errors.api_error(
-        limits.send_refusal({"state": {"locked_until": NOW - 1, "last_send": NOW - 29}}, NOW, SETTINGS)
-    )
+    refusal = limits.send_refusal({"state": {"locked_until": NOW - 1, "last_send": NOW - 29}}, NOW, SETTINGS, CAPS)
 
     # Then
-    assert (error.code, error.retry_after) == ("rate_limited", 1)
+    assert (refusal.code, refusal.retry_after) == ("rate_limited", 1)
 
 
 def test_a_concurrent_send_holding_the_state_means_a_full_cooldown() -> None:
     # Given the state item held by a concurrent transaction (no values known)
-    error = errors.api_error(limits.send_refusal({"state": None}, NOW, SETTINGS))
+    refusal = limits.send_refusal({"state": None}, NOW, SETTINGS, CAPS)
 
     # Then
-    assert (error.code, error.retry_after) == ("rate_limited", SETTINGS.send_cooldown_seconds)
+    assert (refusal.code, refusal.retry_after) == ("rate_limited", SETTINGS.send_cooldown_seconds)
 
 
 @pytest.mark.parametrize(
-    ("item", "expected_wait", "words", "reason"),
+    ("item", "expected_wait", "limit", "reason"),
     [
-        ("destination", HOUR_LEFT, "this number (5 an hour)", "destination_cap"),
-        ("agent", HOUR_LEFT, "You have sent too many codes (30 an hour)", "agent_cap"),
-        ("deployment", MINUTE_LEFT, "across the contact centre", "circuit_breaker"),
+        ("destination", HOUR_LEFT, 5, "destination_cap"),
+        ("agent", HOUR_LEFT, 30, "agent_cap"),
+        ("minute", MINUTE_LEFT, 60, "circuit_breaker"),
+        ("hour", HOUR_LEFT, 1000, "hourly_budget"),
+        ("day", DAY_LEFT, 10000, "daily_budget"),
     ],
 )
 def test_each_cap_answers_rate_limited_until_its_window_ends(
-    item: str, expected_wait: int, words: str, reason: str
+    item: str, expected_wait: int, limit: int, reason: str
 ) -> None:
     # Given / When
-    error = errors.api_error(limits.send_refusal({item: {"n": 5}}, NOW, SETTINGS))
+    error = errors.api_error(limits.send_refusal({item: {"n": limit}}, NOW, SETTINGS, CAPS))
 
-    # Then: the client sees one code; logs and metrics see which limit it was
+    # Then: the client sees one code and the limit reached; logs and metrics see which limit it was
     assert (error.status, error.code, error.retry_after) == (429, "rate_limited", expected_wait)
-    assert words in error.message
+    assert str(limit) in error.message
     assert error.reason == reason
 
 
-LOCKED = {"locked_until": NOW + 100, "last_send": NOW - 5}
-COOLING = {"last_send": NOW - 10}
-WAITS = {"destination": HOUR_LEFT, "agent": HOUR_LEFT, "deployment": MINUTE_LEFT}
-PRECEDENCE = ["destination", "agent", "deployment"]
-MESSAGES = {"destination": "this number", "agent": "You have sent", "deployment": "contact centre"}
+WAITS = {"destination": HOUR_LEFT, "agent": HOUR_LEFT, "minute": MINUTE_LEFT, "hour": HOUR_LEFT, "day": DAY_LEFT}
+STATES = {"locked": ({"locked_until": NOW + 100, "last_send": NOW - 5}, 100), "cooling": ({"last_send": NOW - 10}, 20)}
+COMBINATIONS = [
+    (state, caps)
+    for state in (None, "locked", "cooling")
+    for n in range(len(WAITS) + 1)
+    for caps in itertools.combinations(WAITS, n)
+    if state is not None or caps  # a refusal has at least one reason
+]
 
 
-@pytest.mark.parametrize("state", [None, "locked", "cooling"])
-@pytest.mark.parametrize("caps", [c for n in range(4) for c in itertools.combinations(PRECEDENCE, n)])
+@pytest.mark.parametrize(("state", "caps"), COMBINATIONS)
 def test_the_most_specific_reason_speaks_and_retry_after_is_the_longest_wait(
     state: str | None, caps: tuple[str, ...]
 ) -> None:
-    # Given every combination of a state refusal (lock or cooldown) and breached caps
-    if state is None and not caps:
-        return
+    # Given a combination of a state refusal (lock or cooldown) and breached caps
     breached: dict[str, dict[str, int] | None] = {cap: {"n": 99} for cap in caps}
     waits = [WAITS[cap] for cap in caps]
-    if state == "locked":
-        breached["state"], waits = LOCKED, [*waits, 100]
-    elif state == "cooling":
-        breached["state"], waits = COOLING, [*waits, 20]
+    if state is not None:
+        breached["state"], wait = STATES[state]
+        waits.append(wait)
 
     # When
-    error = errors.api_error(limits.send_refusal(breached, NOW, SETTINGS))
+    refusal = limits.send_refusal(breached, NOW, SETTINGS, CAPS)
 
-    # Then: a lock wins, then the cooldown, then destination, agent, deployment
-    assert error.status == 429
-    assert error.retry_after == max(waits)
-    if state == "locked":
-        assert error.code == "too_many_attempts"
-        assert "incorrect codes" in error.message
-    elif state == "cooling":
-        assert error.code == "rate_limited"
-        assert error.message.startswith("A code was just sent")
-        assert f"{max(waits)} s" in error.message
-    else:
-        assert error.code == "rate_limited"
-        assert MESSAGES[caps[0]] in error.message
+    # Then: a lock wins, then the cooldown, then destination, agent, minute, hour, day
+    assert refusal.retry_after == max(waits)
+    expected = {"locked": ("too_many_attempts", "locked"), "cooling": ("rate_limited", "cooldown")}.get(state or "")
+    first_cap = next(cap for cap in CAPS if cap.name in caps) if caps else None
+    assert (refusal.code, refusal.reason) == (expected or ("rate_limited", first_cap.reason if first_cap else None))
 
 
 @pytest.mark.parametrize(
@@ -423,7 +484,7 @@ def test_locked_says_how_long_in_whole_minutes_rounded_up(seconds: int, words: s
     ("destination", "masked"),
     [
         ("+12025550100", "+1******0100"),
-        ("+447700900123", "+4*******0123"),
+        ("+447400123456", "+4*******3456"),
         ("jane@example.com", "j***@example.com"),
         ("+12345", "******"),
     ],

@@ -512,13 +512,13 @@ def test_issue_token_requires_identity(sandbox: TwilioSandbox) -> None:
 def test_outbox_lists_filters_and_clears(client: ApiClient) -> None:
     # Given codes sent to two numbers
     send(client)
-    send(client, to="+447700900123")
+    send(client, to="+447400123456")
     send(client)
     # When the outbox is read whole and filtered
     everything = client.get("/outbox").json
     mine = client.get("/outbox", query_string={"to": TO}).json
     # Then it lists them newest last, and the filter is exact
-    assert [m["to"] for m in everything] == [TO, "+447700900123", TO]
+    assert [m["to"] for m in everything] == [TO, "+447400123456", TO]
     assert [m["to"] for m in mine] == [TO, TO]
     assert client.get("/outbox", query_string={"to": "+1555"}).json == []
     # and DELETE empties it

@@ -19,9 +19,13 @@ from callerauth.config import Settings
 from callerauth.http import Reply, Request
 from callerauth.privacy import Hasher, mask
 from callerauth.refusals import Refusal
+from callerauth.sources import SourceGate
 from callerauth.store import Approval, AuditEvent, Store
-from callerauth.twilio_verify import Verify
+from callerauth.twilio_verify import Verify, outcome_unknown
 from callerauth.utc import iso
+
+# Refusals of a request nobody has identified: audited under its source, not the number it names.
+UNTRUSTED = frozenset({"agent_auth_required", "agent_auth_invalid", "source_not_allowed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,7 @@ class Services:
     verify: Verify
     agents: Agents
     hasher: Hasher
+    sources: SourceGate
     clock: Callable[[], float] = time.time
 
 
@@ -53,27 +58,27 @@ class Ending:
 
 
 def start_verify(request: Request, services: Services) -> Reply:
-    target = fields.start_target(request.fields)
+    target = fields.start_target(request.fields, services.settings.allowed_channels)
     locale, task_sid = fields.locale(request.fields), fields.task_sid(request.fields)
-    trail = _Trail.begin(request, services, "start", target.to, target.channel, task_sid)
+    trail = _Trail.begin(request, services, "start", target, task_sid)
     return _conclude(trail, lambda: _start(trail, target, locale))
 
 
 def check_verify(request: Request, services: Services) -> Reply:
-    to, code = fields.recipient(request.fields), fields.verification_code(request.fields)
-    trail = _Trail.begin(request, services, "check", to, None, fields.task_sid(request.fields))
+    target, code = fields.recipient(request.fields), fields.verification_code(request.fields)
+    trail = _Trail.begin(request, services, "check", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _check(trail, code))
 
 
 def cancel_verify(request: Request, services: Services) -> Reply:
-    to = fields.recipient(request.fields)
-    trail = _Trail.begin(request, services, "cancel", to, None, fields.task_sid(request.fields))
+    target = fields.recipient(request.fields)
+    trail = _Trail.begin(request, services, "cancel", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _cancel(trail))
 
 
 def customer_info(request: Request, services: Services) -> Reply:
-    to = fields.recipient(request.fields)
-    trail = _Trail.begin(request, services, "customer_info", to, None, fields.task_sid(request.fields))
+    target = fields.recipient(request.fields)
+    trail = _Trail.begin(request, services, "customer_info", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _customer(trail))
 
 
@@ -83,14 +88,19 @@ def customer_info(request: Request, services: Services) -> Reply:
 def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
     services, settings = trail.services, trail.services.settings
     agent = trail.identify()
-    if target.channel != "email" and not _country_allowed(target.to, settings.allowed_country_codes):
-        raise Refusal("destination_blocked", "country_not_allowed")
+    if target.channel != "email":
+        if settings.allowed_countries and target.region not in settings.allowed_countries:
+            raise Refusal("destination_blocked", "country_not_allowed")
+        if target.costly:
+            raise Refusal("destination_blocked", target.costly)
     reservation = trail.request.request_id
     services.store.reserve_send(trail.key, agent.identity, trail.now, reservation)
     release = partial(services.store.release_send, trail.key, agent.identity, trail.now, reservation)
     try:
         sent = services.verify.start(target.to, target.channel, locale)
     except Refusal as failure:
+        if outcome_unknown(failure):  # it may have been sent: the reservation stands (cooldown, counts)
+            return Ending(failure.code, failure)
         # On a send, "not found" means the Verify service itself is missing: our problem, not the caller's.
         answer = Refusal("upstream_error", twilio_code=20404) if failure.code == "verification_not_found" else failure
         return Ending(answer.code, answer, record=release)
@@ -106,13 +116,17 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
 def _check(trail: _Trail, code: str) -> Ending:
     services, settings, now = trail.services, trail.services.settings, trail.now
     agent = trail.identify()
-    started = services.store.begin_check(trail.key, now)
-    # Twilio could not judge the code, or its approval could not be recorded: this check was no failure.
+    started = services.store.begin_check(trail.key, now, settings.max_failed_checks)
+    # Twilio refused to judge the code, or its approval could not be recorded: this check was no failure.
     undo = partial(services.store.abandon_check, trail.key, now, started)
     try:
         approved = services.verify.check(trail.to, code)
     except Refusal as failure:
-        return Ending(failure.code, failure, record=undo)
+        if not outcome_unknown(failure):
+            return Ending(failure.code, failure, record=undo)
+        # It may have been judged (a timeout): it counts as the failure it may have been, lock included.
+        lock_until = now + settings.lockout_seconds if started.failures >= settings.max_failed_checks else None
+        return Ending(failure.code, failure, record=partial(services.store.fail_check, trail.key, now, lock_until))
     if approved:
         approval = Approval(agent.identity, trail.task_sid, now, now + settings.approval_ttl_seconds)
         reply = Reply(
@@ -129,7 +143,11 @@ def _check(trail: _Trail, code: str) -> Ending:
 
 
 def _cancel(trail: _Trail) -> Ending:
-    trail.identify()
+    agent = trail.identify()
+    # Only the agent who sent the code (or approved it), or a supervisor: no one else may end it.
+    owner = trail.services.store.owner(trail.key)
+    if owner not in (None, agent.identity) and not trail.services.settings.supervisor_roles.intersection(agent.roles):
+        raise Refusal("cancel_not_allowed")
     # The approval is ours to revoke whatever Twilio says; nothing pending at Twilio is fine.
     clear = partial(trail.services.store.clear_approval, trail.key, trail.now)
     try:
@@ -160,16 +178,12 @@ def _customer(trail: _Trail) -> Ending:
 
 
 def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int) -> bool:
-    """A current approval, by this agent, for this task when both sides name one."""
+    """A current approval, by this agent; one bound to a task only for a request naming that task."""
     return (
         approval.agent == agent.identity
         and approval.approved_until > now
-        and not (task_sid and approval.task_sid and task_sid != approval.task_sid)
+        and (approval.task_sid is None or task_sid == approval.task_sid)
     )
-
-
-def _country_allowed(number: str, allowed: tuple[str, ...]) -> bool:
-    return not allowed or number.startswith(allowed)
 
 
 # -- the one exit ----------------------------------------------------------------------------------
@@ -181,6 +195,8 @@ def _conclude(trail: _Trail, body: Callable[[], Ending]) -> Reply:
         ending = body()
     except Refusal as refusal:  # refused before anything was written (a limit, a lock, storage down)
         ending = Ending(refusal.code, refusal)
+    if trail.agent is None and isinstance(ending.answer, Refusal):
+        _refuse_unidentified(trail, ending.answer)
     store = trail.services.store
     try:
         (ending.record or partial(store.audit, trail.key, trail.now))(trail.event(ending.outcome, ending.twilio_sid))
@@ -192,6 +208,23 @@ def _conclude(trail: _Trail, body: Callable[[], Ending]) -> Reply:
     if isinstance(ending.answer, Refusal):
         raise ending.answer
     return ending.answer
+
+
+def _refuse_unidentified(trail: _Trail, refusal: Refusal) -> None:
+    """A request refused before anyone was identified: audited under its source, within its budget."""
+    if refusal.reason == "source_refusals":  # refused from memory: this source is flooding
+        raise refusal
+    if refusal.code not in UNTRUSTED:
+        return  # e.g. IAM unreachable: the request may be genuine, so it is audited as usual
+    sources, ip = trail.services.sources, trail.request.source_ip
+    budget = trail.services.settings.max_refusals_per_source_per_minute
+    event = trail.event(refusal.code)
+    if trail.services.store.refuse_source(sources.key(ip), trail.now, event, budget):
+        raise refusal
+    minute_ends = (trail.now // limits.MINUTE + 1) * limits.MINUTE
+    sources.block(ip, minute_ends)
+    trail.request.log["outcome"] = "source_refusals"
+    raise Refusal("rate_limited", "source_refusals", retry_after=minute_ends - trail.now)
 
 
 @dataclass
@@ -211,14 +244,17 @@ class _Trail:
 
     @classmethod
     def begin(
-        cls, request: Request, services: Services, action: str, to: str, channel: str | None, task_sid: str | None
+        cls, request: Request, services: Services, action: str, target: fields.Destination, task_sid: str | None
     ) -> _Trail:
-        masked = mask(to)
+        masked = mask(target.to)
         request.log["to"] = masked
         now = int(services.clock())
-        return cls(request, services, action, to, services.hasher.key(to), masked, channel, task_sid, now)
+        channel = target.channel if action == "start" else None
+        key = services.hasher.key(target.key)
+        return cls(request, services, action, target.to, key, masked, channel, task_sid, now)
 
     def identify(self) -> Agent:
+        self.services.sources.admit(self.request.source_ip)
         self.agent = self.services.agents.identify(self.request.token, self.request.source_ip)
         self.request.log["agent"] = self.agent.identity
         return self.agent

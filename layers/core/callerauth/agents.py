@@ -15,6 +15,7 @@ import urllib3
 from callerauth.refusals import Refusal, unavailable
 
 CACHE_SECONDS = 60
+REFUSAL_CACHE_SECONDS = 30  # a refused token stays refused: a flood of one token asks IAM twice a minute
 CACHE_ENTRIES = 1024
 MAX_TOKEN_LENGTH = 8192
 
@@ -49,7 +50,8 @@ class FlexAgents:
     """AgentAuth=flex: a token is required, validated by IAM, and its roles must be allowed.
 
     A positive answer is cached for at most a minute and never past the token's expiration,
-    so a warm container asks IAM at most once a minute per token.
+    so a warm container asks IAM at most once a minute per token; a refused token is remembered
+    (by its hash) for half a minute. IAM's own failures are never cached.
     """
 
     def __init__(
@@ -58,7 +60,7 @@ class FlexAgents:
         self._validator = validator
         self._allowed_roles = allowed_roles
         self._clock = clock
-        self._cache: dict[str, tuple[float, Agent]] = {}
+        self._cache: dict[str, tuple[float, Agent | Refusal]] = {}
 
     def identify(self, token: str, source_ip: str) -> Agent:
         if not token:
@@ -69,13 +71,22 @@ class FlexAgents:
         cache_key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(cache_key)
         if cached and cached[0] > now:
+            if isinstance(cached[1], Refusal):
+                raise cached[1]
             return cached[1]
-        answer = self._validator.validate(token)
-        agent, expires_at = self._agent_of(answer, now)
+        try:
+            agent, expires_at = self._agent_of(self._validator.validate(token), now)
+        except Refusal as refusal:
+            if refusal.code == "agent_auth_invalid":  # IAM said no (not: IAM could not say)
+                self._remember(cache_key, now + REFUSAL_CACHE_SECONDS, refusal)
+            raise
+        self._remember(cache_key, min(now + CACHE_SECONDS, expires_at), agent)
+        return agent
+
+    def _remember(self, cache_key: str, until: float, answer: Agent | Refusal) -> None:
         if len(self._cache) >= CACHE_ENTRIES:
             self._cache.clear()
-        self._cache[cache_key] = (min(now + CACHE_SECONDS, expires_at), agent)
-        return agent
+        self._cache[cache_key] = (until, answer)
 
     def _agent_of(self, answer: dict[str, Any], now: float) -> tuple[Agent, float]:
         identity = answer.get("identity")

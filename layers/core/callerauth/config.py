@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+CHANNELS = ("sms", "call", "email", "whatsapp")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(Exception):
@@ -23,9 +27,15 @@ class Settings:
     max_sends_per_destination_per_hour: int = 5
     max_sends_per_agent_per_hour: int = 30
     max_sends_per_minute: int = 60
+    max_sends_per_hour: int = 1000
+    max_sends_per_day: int = 10000
     max_failed_checks: int = 10
     lockout_seconds: int = 900
-    allowed_country_codes: tuple[str, ...] = ()
+    allowed_countries: frozenset[str] = frozenset()  # ISO 3166 alpha-2; empty: every country
+    allowed_channels: tuple[str, ...] = ("sms",)
+    allowed_source_cidrs: tuple[Network, ...] = ()  # empty: any source
+    supervisor_roles: frozenset[str] = frozenset({"supervisor", "admin"})
+    max_refusals_per_source_per_minute: int = 30
     audit_retention_days: int = 90
     customer_fields: tuple[str, ...] = ("name", "accountNumber", "tier", "email", "postcode")
     twilio_timeout_seconds: float = 5.0
@@ -51,9 +61,20 @@ class Settings:
         agent_auth = text("AGENT_AUTH", "flex").lower()
         if agent_auth not in ("flex", "none"):
             raise ConfigError(f"AGENT_AUTH must be 'flex' or 'none', not {agent_auth!r}")
-        countries = listing("ALLOWED_COUNTRY_CODES", "")
-        if bad := [code for code in countries if not re.fullmatch(r"\+[1-9]\d{0,3}", code)]:
-            raise ConfigError(f"ALLOWED_COUNTRY_CODES has entries that are not calling codes: {bad}")
+        if env.get("ALLOWED_COUNTRY_CODES", "").strip():
+            raise ConfigError(
+                "ALLOWED_COUNTRY_CODES is gone: list ISO country codes in ALLOWED_COUNTRIES instead (e.g. US,CA)"
+            )
+        countries = listing("ALLOWED_COUNTRIES", "")
+        if bad := [code for code in countries if not re.fullmatch(r"[A-Za-z]{2}", code)]:
+            raise ConfigError(f"ALLOWED_COUNTRIES has entries that are not ISO 3166 alpha-2 codes: {bad}")
+        channels = listing("ALLOWED_CHANNELS", "sms")
+        if not channels or (bad := [c for c in channels if c not in CHANNELS]):
+            raise ConfigError(f"ALLOWED_CHANNELS must list some of {', '.join(CHANNELS)}, not {channels}")
+        try:
+            cidrs = tuple(ipaddress.ip_network(c, strict=False) for c in listing("ALLOWED_SOURCE_CIDRS", ""))
+        except ValueError as exc:
+            raise ConfigError(f"ALLOWED_SOURCE_CIDRS has an entry that is not a CIDR: {exc}") from None
         state_table, customers_table = env.get("STATE_TABLE", ""), env.get("CUSTOMERS_TABLE", "")
         if not state_table or not customers_table:
             raise ConfigError("STATE_TABLE and CUSTOMERS_TABLE must name the DynamoDB tables")
@@ -72,9 +93,15 @@ class Settings:
             max_sends_per_destination_per_hour=number("MAX_SENDS_PER_DESTINATION_PER_HOUR", 5, 1),
             max_sends_per_agent_per_hour=number("MAX_SENDS_PER_AGENT_PER_HOUR", 30, 1),
             max_sends_per_minute=number("MAX_SENDS_PER_MINUTE", 60, 1),
+            max_sends_per_hour=number("MAX_SENDS_PER_HOUR", 1000, 1),
+            max_sends_per_day=number("MAX_SENDS_PER_DAY", 10000, 1),
             max_failed_checks=number("MAX_FAILED_CHECKS", 10, 1),
             lockout_seconds=number("LOCKOUT_SECONDS", 900, 1),
-            allowed_country_codes=countries,
+            allowed_countries=frozenset(code.upper() for code in countries),
+            allowed_channels=channels,
+            allowed_source_cidrs=cidrs,
+            supervisor_roles=frozenset(listing("SUPERVISOR_ROLES", "supervisor,admin")),
+            max_refusals_per_source_per_minute=number("MAX_REFUSALS_PER_SOURCE_PER_MINUTE", 30, 1),
             audit_retention_days=number("AUDIT_RETENTION_DAYS", 90, 1),
             customer_fields=listing("CUSTOMER_FIELDS", "name,accountNumber,tier,email,postcode"),
             twilio_timeout_seconds=timeout,

@@ -18,6 +18,8 @@ STATUS: dict[str, int] = {
     "agent_auth_invalid": 403,
     "not_verified": 403,
     "destination_blocked": 403,
+    "source_not_allowed": 403,
+    "cancel_not_allowed": 403,
     "verification_not_found": 404,
     "customer_not_found": 404,
     "not_found": 404,
@@ -44,6 +46,10 @@ MESSAGES: dict[tuple[str, str | None], str] = {
     ("destination_blocked", "landline"): "This number is a landline and cannot receive SMS; use channel 'call'.",
     ("destination_blocked", "fraud_guard"): "Twilio has blocked this number (fraud prevention).",
     ("destination_blocked", "geo_permissions"): "Verification to this country is not enabled.",
+    ("destination_blocked", "premium_rate"): "This is a premium-rate number: codes are never sent to it.",
+    ("destination_blocked", "shared_cost"): "This is a shared-cost number: codes are never sent to it.",
+    ("source_not_allowed", None): "Requests from this network are not allowed.",
+    ("cancel_not_allowed", None): "Only the agent who sent this code, or a supervisor, can cancel it.",
     ("verification_not_found", None): (
         "No pending verification for this number (expired, approved or canceled); send a new code."
     ),
@@ -56,9 +62,18 @@ MESSAGES: dict[tuple[str, str | None], str] = {
     ),
     ("rate_limited", "agent_cap"): "You have sent too many codes ({limit} an hour); try again in {minutes}.",
     ("rate_limited", "circuit_breaker"): (
-        "Verification is paused: too many codes sent across the contact centre; try again in {seconds} s."
+        "Verification is paused: too many codes sent across the contact centre ({limit} a minute); "
+        "try again in {seconds} s."
     ),
+    ("rate_limited", "hourly_budget"): (
+        "Verification is paused: the contact centre has sent its {limit} codes for this hour; try again in {minutes}."
+    ),
+    ("rate_limited", "daily_budget"): (
+        "Verification is paused: the contact centre has sent its {limit} codes for today; try again in {minutes}."
+    ),
+    ("rate_limited", "source_refusals"): "Too many refused requests from this address; try again in {seconds} s.",
     ("too_many_attempts", None): "Max check attempts reached; send a new code later.",
+    ("too_many_attempts", "checks_in_flight"): "This number is being checked already; try again in {seconds} s.",
     ("too_many_attempts", "locked"): "Too many incorrect codes for this number; try again in {minutes}.",
     ("max_send_attempts", None): "Max send attempts reached; try again later.",
     ("upstream_error", None): "The verification service answered unexpectedly; try again.",

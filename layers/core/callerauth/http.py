@@ -23,6 +23,16 @@ if TYPE_CHECKING:
     from callerauth.actions import Services
 
 MAX_BODY_BYTES = 8 * 1024
+# The charsets a browser or a Twilio client sends; any other (EBCDIC, UTF-16, ...) is refused, not guessed at.
+CHARSETS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "us-ascii": "ascii",
+    "ascii": "ascii",
+    "iso-8859-1": "latin-1",
+    "latin1": "latin-1",
+    "latin-1": "latin-1",
+}
 BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"
@@ -143,6 +153,11 @@ def decode(
 ) -> Request:
     if method == "GET":
         pairs = _query_pairs(event)
+        if any(FIELD_OF_ALIAS.get(key) == "token" for key, _ in pairs):
+            # URLs land in access logs, proxies and browser history: a token must never travel in one.
+            raise errors.invalid_parameter(
+                "Invalid parameter 'Token': send the agent's Flex token in the X-Flex-Token header, never in a URL."
+            )
     else:
         pairs = _body_pairs(event.get("body"), bool(event.get("isBase64Encoded")), headers.get("content-type", ""))
     identity = (event.get("requestContext") or {}).get("identity") or {}
@@ -197,7 +212,10 @@ def _charset(params: str) -> str:
     for param in params.split(";"):
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset":
-            return value.strip().strip('"').lower() or "utf-8"
+            charset = CHARSETS.get(value.strip().strip('"').lower() or "utf-8")
+            if charset is None:
+                raise errors.malformed_body("Unsupported charset in Content-Type: send UTF-8.")
+            return charset
     return "utf-8"
 
 

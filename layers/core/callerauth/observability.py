@@ -22,13 +22,18 @@ METRICS = {
 }
 
 
+DEPLOYMENT_CAPS = {"circuit_breaker", "hourly_budget", "daily_budget"}  # sends refused across the deployment
+
+
 def record(log: Mapping[str, Any]) -> None:
     """Log the request's one line, and publish its metric (EMF: a log line CloudWatch turns into metrics)."""
     logger.info("request", extra=dict(log))
     route, status = str(log.get("route")), int(log.get("status") or 0)
     names = [METRICS.get((route, str(log.get("outcome") or log.get("error"))))]
-    if log.get("reason") == "circuit_breaker":
+    if log.get("reason") in DEPLOYMENT_CAPS:
         names.append("CircuitBreakerTripped")
+    if log.get("reason") == "source_refusals":
+        names.append("SourceRefusalsCapped")
     if route == "/customer-info" and 400 <= status < 500 and status != 404:
         names.append("CustomerInfoRefused")
     if status >= 500:

@@ -15,6 +15,8 @@ Code = Literal[
     "agent_auth_invalid",
     "not_verified",
     "destination_blocked",
+    "source_not_allowed",
+    "cancel_not_allowed",
     "verification_not_found",
     "customer_not_found",
     "invalid_parameter",

@@ -1,11 +1,12 @@
 """DynamoDB: verification state, send counters, the audit trail and customer records.
 
 One state table, keys (pk, sk):
-  D#<hmac(destination)>  STATE            last send, failed checks, lock, approval
-  D#<hmac(destination)>  SENDS#H#<hour>   sends to that destination in a fixed hour
-  A#<agent identity>     SENDS#H#<hour>   sends by that agent in a fixed hour
-  DEPLOYMENT             SENDS#M#<minute> sends by the whole deployment in a fixed minute
-  D#<hmac(destination)>  AUDIT#<time>#<request id>   one audit event
+  D#<hmac(destination)>  STATE                      last send and who sent it, failed checks, lock, approval
+  D#<hmac(destination)>  SENDS#<length>#<window>    sends to that destination (see limits.py)
+  A#<agent identity>     SENDS#<length>#<window>    sends by that agent
+  DEPLOYMENT             SENDS#<length>#<window>    sends by the whole deployment (minute, hour, day)
+  S#<hmac(source IP)>    REFUSED#60#<minute>        refused unauthenticated requests from that source
+  D#<hmac(destination)>  AUDIT#<time>#<request id>  one audit event (S#... for refused unauthenticated ones)
 Every item carries `expires_at` (TTL). TTL deletes late, so reads compare times themselves.
 Each request costs at most two calls: one conditional write (or read) before Twilio, one
 transaction after it that records the outcome together with its audit event.
@@ -20,12 +21,11 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from callerauth import limits
 from callerauth.config import Settings
-from callerauth.refusals import unavailable
+from callerauth.refusals import Refusal, unavailable
 from callerauth.utc import iso
 
 DAY = 86400
 STATE = "STATE"
-RESERVATION_ITEMS = ("state", "destination", "agent", "deployment")
 CHECK_FAILED = "ConditionalCheckFailed"
 FAILURE_WINDOW = 3600  # failed checks count as consecutive while each comes within this of the last
 
@@ -64,7 +64,9 @@ class Store(Protocol):
 
     def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None: ...
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None: ...
-    def begin_check(self, dest: str, now: int) -> CheckStarted: ...
+    def begin_check(self, dest: str, now: int, limit: int) -> CheckStarted: ...
+    def owner(self, dest: str) -> str | None: ...
+    def refuse_source(self, source: str, now: int, event: AuditEvent, limit: int) -> bool: ...
     def approve(self, dest: str, now: int, approval: Approval, event: AuditEvent) -> None: ...
     def fail_check(self, dest: str, now: int, lock_until: int | None, event: AuditEvent) -> None: ...
     def abandon_check(self, dest: str, now: int, started: CheckStarted, event: AuditEvent) -> None: ...
@@ -105,67 +107,78 @@ class StateStore:
 
     @_dynamodb
     def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None:
-        """Claim one send before Twilio is called, or raise the refusal: cooldown, lock, caps, breaker."""
+        """Claim one send before Twilio is called, or raise the refusal: lock, cooldown, caps, budgets.
+
+        The same write records who started it (only they, or a supervisor, may cancel it) and revokes
+        the destination's approval: a new code means the situation changed.
+        """
         s = self._settings
-        hour, minute = limits.window(now, limits.HOUR), limits.window(now, limits.MINUTE)
         state = self._update(
             _dest(dest),
             STATE,
-            "SET last_send = :now, reservation = :rid, expires_at = :exp",
+            "SET last_send = :now, reservation = :rid, started_by = :agent, expires_at = :exp "
+            "REMOVE approved_by, approved_at, approved_until, approved_task",
             "(attribute_not_exists(last_send) OR last_send <= :cooled) "
             "AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
-            {":now": now, ":rid": reservation, ":exp": now + DAY, ":cooled": now - s.send_cooldown_seconds},
+            {
+                ":now": now,
+                ":rid": reservation,
+                ":agent": agent,
+                ":exp": now + DAY,
+                ":cooled": now - s.send_cooldown_seconds,
+            },
         )
-        items = [
-            state,
-            self._count(_dest(dest), f"SENDS#H#{hour.id}", 1, hour.ends_at, s.max_sends_per_destination_per_hour),
-            self._count(f"A#{agent}", f"SENDS#H#{hour.id}", 1, hour.ends_at, s.max_sends_per_agent_per_hour),
-            self._count("DEPLOYMENT", f"SENDS#M#{minute.id}", 1, minute.ends_at, s.max_sends_per_minute),
-        ]
+        all_caps = self._caps(dest, agent)
+        names, items = ["state"], [state]
+        for cap in all_caps:
+            window = cap.window(now)
+            names += [cap.name, f"{cap.name}+next"]
+            items += [self._count(cap, window, 1, cap.limit, own=True), self._count(cap, window + 1, 1)]
         try:
             self._db.transact_write_items(TransactItems=[{"Update": item} for item in items])
         except self._db.exceptions.TransactionCanceledException as exc:
-            reasons = dict(zip(RESERVATION_ITEMS, exc.response.get("CancellationReasons") or [], strict=False))
+            reasons = dict(zip(names, exc.response.get("CancellationReasons") or [], strict=False))
             breached = {name: _plain(r.get("Item")) for name, r in reasons.items() if r.get("Code") == CHECK_FAILED}
             conflicted = {name for name, r in reasons.items() if r.get("Code") == "TransactionConflict"}
             if breached:
-                raise limits.send_refusal(breached, now, s) from None
+                raise limits.send_refusal(breached, now, s, all_caps) from None
             if "state" in conflicted:  # a concurrent request for this number holds it: a code is on its way
-                raise limits.send_refusal({"state": None}, now, s) from None
+                raise limits.send_refusal({"state": None}, now, s, all_caps) from None
             if conflicted:  # a busy counter, not a limit: transient
                 raise unavailable("dynamodb:TransactionConflict", retry_after=1) from None
             raise
 
     @_dynamodb
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None:
-        """Give back a reservation whose message Twilio did not send, and audit why."""
-        hour, minute = limits.window(now, limits.HOUR), limits.window(now, limits.MINUTE)
-        release = [
-            self._update(_dest(dest), STATE, "REMOVE last_send, reservation", None, {}),
-            self._count(_dest(dest), f"SENDS#H#{hour.id}", -1, hour.ends_at),
-            self._count(f"A#{agent}", f"SENDS#H#{hour.id}", -1, hour.ends_at),
-            self._count("DEPLOYMENT", f"SENDS#M#{minute.id}", -1, minute.ends_at),
-        ]
+        """Give back a reservation whose message Twilio definitely did not send, and audit why."""
+        counts = []
+        for cap in self._caps(dest, agent):
+            window = cap.window(now)
+            counts += [self._count(cap, window, -1, own=True), self._count(cap, window + 1, -1)]
         # Only this reservation's own mark is removed: a later reservation keeps its cooldown.
-        release[0]["ConditionExpression"] = "reservation = :rid"
-        release[0]["ExpressionAttributeValues"] = {":rid": {"S": reservation}}
-        self._transact(
-            [{"Update": item} for item in release[1:]] + [self._audit_put(dest, now, event)],
-            optional=[{"Update": release[0]}],
+        mark = self._update(
+            _dest(dest), STATE, "REMOVE last_send, reservation", "reservation = :rid", {":rid": reservation}
         )
+        self._transact(
+            [{"Update": item} for item in counts] + [self._audit_put(dest, now, event)], optional=[{"Update": mark}]
+        )
+
+    def _caps(self, dest: str, agent: str) -> tuple[limits.Cap, ...]:
+        return limits.caps(_dest(dest), f"A#{agent}", self._settings)
 
     # -- checks ------------------------------------------------------------------------------
 
     @_dynamodb
-    def begin_check(self, dest: str, now: int) -> CheckStarted:
-        """Count this check as failed until proven right (so no race loses a failure); refuse while locked.
+    def begin_check(self, dest: str, now: int, limit: int) -> CheckStarted:
+        """Count this check as failed until proven right (so no race loses a failure); refuse while locked,
+        and refuse a check beyond `limit` failures in flight, so that concurrent checks cannot outrun the lock.
 
         Failures are consecutive within FAILURE_WINDOW of each other: after a quiet hour (or on an item
         past its expiry that TTL has not deleted yet) a new series starts. That costs one more write,
         only then. Returns the number of consecutive failed checks, this one included.
         """
         unlocked = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
-        values = {":one": 1, ":now": now, ":exp": now + DAY, ":stale": now - FAILURE_WINDOW}
+        values = {":one": 1, ":now": now, ":exp": now + DAY, ":stale": now - FAILURE_WINDOW, ":limit": limit}
         for _ in range(2):
             try:
                 answer = self._db.update_item(
@@ -173,7 +186,8 @@ class StateStore:
                         _dest(dest),
                         STATE,
                         "ADD failed :one SET failed_at = :now, expires_at = :exp",
-                        f"{unlocked} AND (attribute_not_exists(failed_at) OR failed_at > :stale)",
+                        f"{unlocked} AND (attribute_not_exists(failed_at) OR failed_at > :stale) "
+                        "AND (attribute_not_exists(failed) OR failed < :limit)",
                         values,
                     ),
                     ReturnValues="ALL_OLD",
@@ -184,6 +198,9 @@ class StateStore:
                 old = _plain(exc.response.get("Item")) or {}
                 if old.get("locked_until", 0) > now:
                     raise limits.locked(old["locked_until"], now) from None
+                if old.get("failed", 0) >= limit and old.get("failed_at", 0) > now - FAILURE_WINDOW:
+                    # as many checks as may fail are being judged right now: one of them may lock the number
+                    raise Refusal("too_many_attempts", "checks_in_flight", retry_after=5) from None
             try:  # the earlier failures are stale: this check starts a new series
                 self._db.update_item(
                     **self._update(
@@ -191,7 +208,7 @@ class StateStore:
                         STATE,
                         "SET failed = :one, failed_at = :now, expires_at = :exp",
                         f"{unlocked} AND failed_at <= :stale",
-                        values,
+                        {k: v for k, v in values.items() if k != ":limit"},
                     )
                 )
                 return CheckStarted(1, None)
@@ -256,6 +273,42 @@ class StateStore:
         self._transact([{"Update": clear}, self._audit_put(dest, now, event)])
 
     @_dynamodb
+    def owner(self, dest: str) -> str | None:
+        """Whose verification this destination's is: the agent who sent the last code, or approved it."""
+        item = self._db.get_item(
+            TableName=self._table,
+            Key=_key(_dest(dest), STATE),
+            ConsistentRead=True,
+            ProjectionExpression="started_by, approved_by",
+        ).get("Item")
+        state = _plain(item) or {}
+        owner = state.get("started_by") or state.get("approved_by")
+        return str(owner) if owner else None
+
+    @_dynamodb
+    def refuse_source(self, source: str, now: int, event: AuditEvent, limit: int) -> bool:
+        """Audit a refused, unauthenticated request under its source (not under the number it named), and
+        count it; False, with nothing written, once the source has had `limit` refusals this minute."""
+        minute = limits.Cap("source", "source_refusals", f"S#{source}", limits.MINUTE, limit)
+        window = minute.window(now)
+        count = self._update(
+            minute.pk,
+            f"REFUSED#{minute.length}#{window}",
+            "ADD n :one SET expires_at = :exp",
+            "attribute_not_exists(n) OR n < :cap",
+            {":one": 1, ":exp": minute.ends_at(window) + minute.length, ":cap": limit},
+        )
+        audit = self._audit_put(source, now, event, pk=f"S#{source}")
+        try:
+            self._db.transact_write_items(TransactItems=[{"Update": count}, audit])
+        except self._db.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == CHECK_FAILED:
+                return False
+            raise
+        return True
+
+    @_dynamodb
     def approval_and_customer(self, dest: str, phone: str) -> tuple[Approval | None, dict[str, Any] | None]:
         """One round trip for both: the destination's approval and the customer record."""
         answer = self._db.batch_get_item(
@@ -298,10 +351,10 @@ class StateStore:
 
     # -- building blocks ---------------------------------------------------------------------
 
-    def _audit_put(self, dest: str, now: int, event: AuditEvent) -> dict[str, Any]:
+    def _audit_put(self, dest: str, now: int, event: AuditEvent, pk: str | None = None) -> dict[str, Any]:
         at = iso(event.at or now, millis=True)
         item = {
-            "pk": _dest(dest),
+            "pk": pk or _dest(dest),
             "sk": f"AUDIT#{at}#{event.request_id}",
             "at": at,
             "expires_at": now + self._settings.audit_retention_days * DAY,
@@ -328,12 +381,17 @@ class StateStore:
             update["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         return update
 
-    def _count(self, pk: str, sk: str, delta: int, ends_at: int, cap: int | None = None) -> dict[str, Any]:
-        values = {":delta": delta, ":exp": ends_at + limits.MINUTE}
+    def _count(
+        self, cap: limits.Cap, window: int, delta: int, limit: int | None = None, *, own: bool = False
+    ) -> dict[str, Any]:
+        """Add `delta` to the counter that admits sends in `window` (`n`, and `own` for a send of that window
+        itself, which tells how long a refusal lasts); with `limit`, only while `n` is below it."""
+        values = {":delta": delta, ":exp": cap.ends_at(window) + cap.length}
         condition = None
-        if cap is not None:
-            condition, values = "attribute_not_exists(n) OR n < :cap", {**values, ":cap": cap}
-        return self._update(pk, sk, "ADD n :delta SET expires_at = :exp", condition, values)
+        if limit is not None:
+            condition, values = "attribute_not_exists(n) OR n < :cap", {**values, ":cap": limit}
+        adds = "n :delta, own :delta" if own else "n :delta"
+        return self._update(cap.pk, cap.counter(window), f"ADD {adds} SET expires_at = :exp", condition, values)
 
     def _transact(self, items: list[dict[str, Any]], optional: Sequence[dict[str, Any]] = ()) -> None:
         """Write `items` (and `optional` ones, dropped if their condition no longer holds) in one transaction."""

@@ -67,12 +67,12 @@ class TwilioVerify:
             result = request(self._service())
         except (TwilioRestException, TwilioServiceException) as exc:  # the legacy and the RFC 9457 error shapes
             raise error_for(exc.status, exc.code) from None
-        except RequestException:
-            raise unavailable("twilio") from None
+        except RequestException:  # a timeout or a dropped connection: Twilio may have acted on it
+            raise unavailable("twilio_no_answer") from None
         except (TwilioException, ValueError, KeyError, TypeError, AttributeError):  # an answer we cannot read
-            raise Refusal("upstream_error", "twilio") from None
+            raise Refusal("upstream_error", "twilio_unreadable") from None
         if not isinstance(getattr(result, "status", None), str):
-            raise Refusal("upstream_error", "twilio")
+            raise Refusal("upstream_error", "twilio_unreadable")
         return result
 
     def _service(self) -> Any:
@@ -103,8 +103,17 @@ def error_for(status: int, twilio_code: int | None) -> Refusal:
         shown = twilio_code not in TRANSIENT  # a transient refusal needs only a retry, not Twilio's docs
         return Refusal(code, reason, retry_after=retry_after, twilio_code=twilio_code if shown else None)
     if status >= 500:
-        return unavailable("twilio")
+        return unavailable("twilio_5xx")
     return Refusal("upstream_error", "twilio", twilio_code=twilio_code)
+
+
+# Twilio failed in a way that does not say whether it acted: a send may have gone, a check been judged.
+UNKNOWN_OUTCOMES = frozenset({"twilio_no_answer", "twilio_5xx", "twilio_unreadable"})
+
+
+def outcome_unknown(refusal: Refusal) -> bool:
+    """True when Twilio may have done what it was asked, so the worse case for an attacker must be assumed."""
+    return refusal.reason in UNKNOWN_OUTCOMES
 
 
 # Twilio error code -> (our code, reason, seconds to wait). https://www.twilio.com/docs/api/errors

@@ -33,8 +33,9 @@ class Container:
         import boto3
         from botocore.config import Config
 
-        from callerauth.agents import AnonymousAgents, FlexAgents, IamTokenValidator
+        from callerauth.agents import Agents, AnonymousAgents, FlexAgents, IamTokenValidator
         from callerauth.privacy import Hasher
+        from callerauth.sources import SourceGate
         from callerauth.store import StateStore
         from callerauth.twilio_verify import TwilioVerify
 
@@ -50,15 +51,17 @@ class Container:
                 lambda: _basic_auth(credentials()),
                 settings.twilio_timeout_seconds,
             )
-            agents: Any = FlexAgents(validator, settings.allowed_roles, self._clock)
+            agents: Agents = FlexAgents(validator, settings.allowed_roles, self._clock)
         else:
             agents = AnonymousAgents()
+        hasher = Hasher(self._hash_secret())
         return Services(
             settings=settings,
             store=StateStore(dynamodb, settings),
             verify=TwilioVerify(credentials, settings.twilio_verify_base_url, settings.twilio_timeout_seconds),
             agents=agents,
-            hasher=Hasher(self._hash_secret()),
+            hasher=hasher,
+            sources=SourceGate(settings, hasher, self._clock),
             clock=self._clock,
         )
 
