@@ -400,3 +400,59 @@ def test_the_circuit_breaker_alarm_fires_on_the_first_refusal(template: Template
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     for limit in ("MaxSendsPerMinute", "MaxSendsPerHour", "MaxSendsPerDay"):
         assert limit in alarm["AlarmDescription"]
+
+
+# ------------------------------------------------------------------------- what SAM's transform makes of it
+
+
+def _transformed(template: Template, monkeypatch: pytest.MonkeyPatch, **parameters: str) -> dict[str, Any]:
+    """template.yaml through the SAM transform (the same translator CloudFormation runs), with ``parameters``."""
+    import copy
+
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    local = copy.deepcopy(template)
+    for resource in local["Resources"].values():  # what `sam deploy` uploads: S3 locations, not folders
+        props = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str):
+                props[key] = "s3://bucket/" + props[key].strip("/")
+    return transform(local, parameters, NoManagedPolicies())
+
+
+def test_sam_writes_the_policy_into_the_api_and_redeploys_when_the_list_changes(
+    template: Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the template transformed without and with AllowedSourceCidrs
+    cidrs = "203.0.113.0/24,2001:db8::/32"
+    runs = {value: _transformed(template, monkeypatch, AllowedSourceCidrs=value)["Resources"] for value in ("", cidrs)}
+    for value, resources in runs.items():
+        # Then the policy is in the API's definition, statement for statement (no list wrapped in a list)
+        policy = resources["Api"]["Properties"]["Body"]["x-amazon-apigateway-policy"]
+        assert policy["Statement"][0]["Effect"] == "Allow"
+        deny = policy["Statement"][1]["Fn::If"]
+        assert deny[0] == "HasSourceCidrs" and deny[2] == {"Ref": "AWS::NoValue"}
+        # with the parameter already resolved by SAM (so that the definition, and its hash, follow the value)
+        assert deny[1]["Condition"]["NotIpAddress"]["aws:SourceIp"] == {"Fn::Split": [",", value]}
+        # And the only stage is Prod: the deployment makes no "Stage" stage of its own
+        deployments = [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Deployment"]
+        assert len(deployments) == 1 and "StageName" not in deployments[0]["Properties"]
+        stages = [r["Properties"]["StageName"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+        assert stages == ["Prod"]
+    # And a changed list is a new deployment (API Gateway applies a changed resource policy only when deployed)
+    ids = [
+        {k for k, r in resources.items() if r["Type"] == "AWS::ApiGateway::Deployment"} for resources in runs.values()
+    ]
+    assert ids[0] != ids[1]
+
+
+def test_sam_keeps_the_rules_and_the_retained_secret(template: Template, monkeypatch: pytest.MonkeyPatch) -> None:
+    transformed = _transformed(template, monkeypatch)
+    assert transformed["Rules"] == template["Rules"]
+    secret = transformed["Resources"]["HashSecret"]
+    assert (secret["DeletionPolicy"], secret["UpdateReplacePolicy"]) == ("Retain", "Retain")
