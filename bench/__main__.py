@@ -54,6 +54,7 @@ def main() -> int:
 
     counts: Counter[str] = Counter()
     boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
     boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda **_: counts.update(["dynamodb"]))
     _count_calls(counts)
     # Limits out of the way (the same numbers are sent to many times); the stack's own logs quiet.
@@ -238,7 +239,7 @@ def _count_calls(counts: Counter[str]) -> None:
 
         return counted
 
-    TwilioHttpClient.request = counting("twilio", TwilioHttpClient.request)  # type: ignore[method-assign]
+    TwilioHttpClient.request = counting("twilio", TwilioHttpClient.request)
     urllib3.PoolManager.request = counting("iam", urllib3.PoolManager.request)  # type: ignore[method-assign]
 
 
@@ -294,7 +295,7 @@ def _warm_overhead() -> dict[str, tuple[float, float]]:
 
 
 def _print(rows: list[tuple[str, str, str, bool]]) -> None:
-    width = [max(len(row[i]) for row in rows) for i in range(3)]
+    width = [max(len(str(row[i])) for row in rows) for i in range(3)]
     print(f"\n{'figure'.ljust(width[0])}  {'measured'.ljust(width[1])}  {'budget'.ljust(width[2])}  ok")
     for name, measured, budget, ok in rows:
         print(f"{name.ljust(width[0])}  {measured.ljust(width[1])}  {budget.ljust(width[2])}  {'yes' if ok else 'NO'}")

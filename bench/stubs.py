@@ -56,9 +56,9 @@ class StubContainer:
         self._settings = Settings(state_table="state", customers_table="customers")
         self._services = Services(
             self._settings,
-            StubStore(),
+            StubStore(),  # type: ignore[arg-type]  # duck-typed: what the actions call on a store
             StubVerify(),
-            StubAgents(),  # type: ignore[arg-type]
+            StubAgents(),
             Hasher(b"0123456789abcdef0123456789abcdef"),
             clock=lambda: NOW,
         )

@@ -49,7 +49,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ class Contract:
 
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.document = document
-        resource = Resource(contents=document, specification=DRAFT202012)
+        resource = DRAFT202012.create_resource(document)
         self._registry: Registry[Any] = Registry().with_resource(DOC_URI, resource)
         self._validators: dict[str, Draft202012Validator] = {}
         self.by_status = self._index_by_status()
@@ -394,7 +394,7 @@ class _ServeWrapper(importlib.abc.MetaPathFinder):
             serve = getattr(module, "__dict__", {}).get("serve")
             original = getattr(serve, "__openapi_original__", None)
             if original is not None:
-                module.serve = original  # type: ignore[union-attr]
+                module.serve = original  # type: ignore[attr-defined]
 
     @staticmethod
     def wrap(module: ModuleType) -> None:
@@ -406,7 +406,7 @@ class _ServeWrapper(importlib.abc.MetaPathFinder):
         # Modules that took the function itself (`from callerauth.http import serve`) before we got here.
         for other in list(sys.modules.values()):
             if getattr(other, "__dict__", {}).get("serve") is original:
-                other.serve = checked  # type: ignore[union-attr]
+                other.serve = checked  # type: ignore[attr-defined]
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -430,7 +430,7 @@ class _WrappingLoader(importlib.abc.Loader):
         self._wrap = wrap
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)  # type: ignore[no-any-return]
+        return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)

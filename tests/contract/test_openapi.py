@@ -150,7 +150,7 @@ def test_the_validator_would_notice_a_broken_document(doc: Mapping[str, Any]) ->
 
 def test_every_example_validates_against_its_schema(contract: Contract) -> None:
     # Given every example in the document (schema examples, and media-type examples)
-    checked, problems = 0, []
+    checked, problems = 0, list[str]()
 
     def walk(node: Any, pointer: str) -> None:
         nonlocal checked
@@ -192,12 +192,15 @@ def _raised_by_the_core() -> set[tuple[int, str]]:
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
             if name != "ApiError":
                 continue
-            arguments = {**dict(enumerate(node.args)), **{k.arg: k.value for k in node.keywords}}
+            arguments: dict[int | str | None, ast.expr] = {
+                **dict(enumerate(node.args)),
+                **{k.arg: k.value for k in node.keywords},
+            }
             status, code = arguments.get(0, arguments.get("status")), arguments.get(1, arguments.get("code"))
-            assert isinstance(status, ast.Constant) and isinstance(code, ast.Constant), (
-                f"{source.name}:{node.lineno}: ApiError with a computed status or code; list it here by hand"
-            )
-            found.add((int(status.value), str(code.value)))
+            assert (
+                isinstance(status, ast.Constant) and isinstance(status.value, int) and isinstance(code, ast.Constant)
+            ), f"{source.name}:{node.lineno}: ApiError with a computed status or code; list it here by hand"
+            found.add((status.value, str(code.value)))
     return found
 
 

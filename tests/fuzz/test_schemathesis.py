@@ -52,8 +52,9 @@ import pytest
 import schemathesis
 import yaml
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
+from requests.structures import CaseInsensitiveDict
 from schemathesis import Case, CheckContext, Response
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.generation.meta import negated_parameters
@@ -109,9 +110,7 @@ class _Document:
 
     def __init__(self) -> None:
         self.raw: dict[str, Any] = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
-        self.registry: Registry[Any] = Registry().with_resource(
-            self.URI, Resource(contents=self.raw, specification=DRAFT202012)
-        )
+        self.registry: Registry[Any] = Registry().with_resource(self.URI, DRAFT202012.create_resource(self.raw))
 
     def _node(self, pointer: str) -> Any:
         node: Any = self.raw
@@ -175,7 +174,7 @@ class Discrepancy:
 
     name: str
     path: str
-    body: dict[str, str]
+    body: dict[str, Any]
     reason: str
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -266,7 +265,9 @@ def _authenticate(case: Case, token: str | None) -> None:
     """
     if token is None or case.operation.schema.is_security_param_negated(case):
         return
-    case.headers = {**(case.headers or {}), "X-Flex-Token": token}
+    headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers or {})
+    headers["X-Flex-Token"] = token
+    case.headers = headers
     if case.meta is not None and case.meta.generation.mode.is_positive:
         for container in (case.body, case.query):
             if isinstance(container, dict) and "Token" in container:
