@@ -241,7 +241,7 @@ class Stack:
         self.stop()
 
 
-def start_stack(
+def start_stack(  # noqa: PLR0913 - keyword-only options, each with a default
     root: Path,
     *,
     api_port: int = 3000,
@@ -285,7 +285,7 @@ def start_stack(
     return stack
 
 
-def _start(
+def _start(  # noqa: PLR0913 - start_stack's options, passed on as they came
     stack: Stack,
     root: Path,
     template: Template,

@@ -25,6 +25,8 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -35,6 +37,22 @@ from tests.support import FakeClock
 
 # Every response any test produces is checked against docs/openapi.yaml.
 pytest_plugins = ["tests.openapi_conformance"]
+
+# Hypothesis: the same examples on every run (derandomize: a failure found is a failure seen again), a
+# bounded number of them, no per-example deadline (moto and shared CI machines are slow now and then),
+# and no example database (nothing written to the worktree). `ci` (when CI is set) tries more examples;
+# HYPOTHESIS_PROFILE=<name> picks one by hand.
+for _name, _examples in (("ci", 300), ("dev", 100)):
+    hypothesis_settings.register_profile(
+        _name,
+        max_examples=_examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("start_verify", "check_verify", "customer_info")

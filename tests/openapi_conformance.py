@@ -238,8 +238,15 @@ class Contract:
 
     def conformance(self, response: Mapping[str, Any], pointer: str, answer: Mapping[str, Any]) -> list[str]:
         """Problems of an answer against one response object (at ``pointer``); empty when it conforms."""
-        problems: list[str] = []
         headers = _headers(answer)
+        problems = self._header_problems(response, pointer, headers)
+        vary = {token.strip().lower() for token in headers.get("vary", "").split(",")}
+        if "access-control-allow-origin" not in headers and "origin" not in vary:
+            problems.append("CORS: neither Access-Control-Allow-Origin nor Vary: Origin")
+        return [*problems, *self._body_problems(response, pointer, headers, answer)]
+
+    def _header_problems(self, response: Mapping[str, Any], pointer: str, headers: Mapping[str, str]) -> list[str]:
+        problems: list[str] = []
         for name, header in (response.get("headers") or {}).items():
             header, header_pointer = self.resolve(header, pointer + _pointer("headers", name))
             value = headers.get(name.lower())
@@ -254,28 +261,28 @@ class Contract:
             error = best_match(self.validator(header_pointer + "/schema").iter_errors(instance))
             if error is not None:
                 problems.append(_describe(error, f"header {name}"))
-        vary = {token.strip().lower() for token in headers.get("vary", "").split(",")}
-        if "access-control-allow-origin" not in headers and "origin" not in vary:
-            problems.append("CORS: neither Access-Control-Allow-Origin nor Vary: Origin")
+        return problems
 
+    def _body_problems(
+        self, response: Mapping[str, Any], pointer: str, headers: Mapping[str, str], answer: Mapping[str, Any]
+    ) -> list[str]:
         content = response.get("content") or {}
         try:
             text = _body_text(answer)
         except ValueError as exc:
-            return [*problems, str(exc)]
+            return [str(exc)]
         if not content:
-            if text:
-                problems.append(f"a body of {len(text)} chars where the document has none")
-            return problems
+            return [f"a body of {len(text)} chars where the document has none"] if text else []
         media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type not in content:
-            return [*problems, f"Content-Type {media_type or '(none)'!r} is not documented ({', '.join(content)})"]
+            return [f"Content-Type {media_type or '(none)'!r} is not documented ({', '.join(content)})"]
         if "json" not in media_type:
-            return problems
+            return []
         try:
             body = json.loads(text)
         except ValueError:
-            return [*problems, f"the body ({len(text)} chars) is not JSON"]
+            return [f"the body ({len(text)} chars) is not JSON"]
+        problems: list[str] = []
         schema_pointer = pointer + _pointer("content", media_type, "schema")
         error = best_match(self.validator(schema_pointer).iter_errors(body))
         if error is not None:

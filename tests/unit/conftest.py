@@ -162,6 +162,11 @@ class Outcome:
     def code(self) -> str | None:
         return self.error.code if self.error else None
 
+    @property
+    def retry_after(self) -> int | None:
+        """The Retry-After the answer carries (429 and 503), in seconds."""
+        return self.error.retry_after if self.error else None
+
 
 @dataclass
 class World:

@@ -170,7 +170,7 @@ def test_a_double_click_sends_one_message(world: Any) -> None:
 
     # Then
     assert first.status == 200
-    assert (second.status, second.code, second.error.retry_after) == (429, "rate_limited", 30)
+    assert (second.status, second.code, second.retry_after) == (429, "rate_limited", 30)
     assert world.verify.count("start") == 1
     assert (first.audits, second.audits) == (1, 1)
 
@@ -186,7 +186,7 @@ def test_the_cooldown_ends_exactly_after_send_cooldown_seconds(world: Any) -> No
     on_time = send(world)
 
     # Then
-    assert (early.status, early.code, early.error.retry_after) == (429, "rate_limited", 1)
+    assert (early.status, early.code, early.retry_after) == (429, "rate_limited", 1)
     assert on_time.status == 200
 
 
@@ -273,7 +273,7 @@ def test_five_sends_an_hour_per_number_then_rate_limited_until_the_hour_ends(wor
 
     # Then
     assert (sixth.status, sixth.code) == (429, "rate_limited")
-    assert sixth.error.retry_after == HOUR_END - (START + 150)
+    assert sixth.retry_after == HOUR_END - (START + 150)
     assert "this number (5 an hour)" in sixth.body["message"]
     assert world.verify.count("start") == 5
     world.clock.now = HOUR_END
@@ -291,7 +291,7 @@ def test_the_per_agent_cap_holds_back_only_that_agent(world_factory: Callable[..
     colleague = send(world, "+12025550103", token=AGENT_B)
 
     # Then
-    assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 2800)
+    assert (third.status, third.code, third.retry_after) == (429, "rate_limited", 2800)
     assert "You have sent too many codes (2 an hour)" in third.body["message"]
     assert colleague.status == 200
 
@@ -308,7 +308,7 @@ def test_the_deployment_breaker_pauses_every_send_until_the_minute_ends(world_fa
     next_minute = send(world, "+12025550103")
 
     # Then
-    assert (third.status, third.code, third.error.retry_after) == (429, "rate_limited", 40)
+    assert (third.status, third.code, third.retry_after) == (429, "rate_limited", 40)
     assert "contact centre" in third.body["message"]
     assert next_minute.status == 200
 
@@ -415,7 +415,7 @@ def test_max_failed_checks_locks_the_number_even_for_the_right_code(world: Any) 
     right_while_locked = check_right(world)
 
     # Then
-    assert (third.status, third.code, third.error.retry_after) == (429, "too_many_attempts", 120)
+    assert (third.status, third.code, third.retry_after) == (429, "too_many_attempts", 120)
     assert "2 minutes" in third.body["message"]
     assert (right_while_locked.status, right_while_locked.code) == (429, "too_many_attempts")
     assert world.verify.count("check") == 3  # a locked number's code never reaches Twilio
@@ -437,8 +437,8 @@ def test_the_lock_survives_a_new_send_and_ends_after_lockout_seconds(world: Any)
     unlocked = check_right(world)
 
     # Then
-    assert (resend.status, resend.code, resend.error.retry_after) == (429, "too_many_attempts", 60)
-    assert (still_locked.status, still_locked.error.retry_after) == (429, 1)
+    assert (resend.status, resend.code, resend.retry_after) == (429, "too_many_attempts", 60)
+    assert (still_locked.status, still_locked.retry_after) == (429, 1)
     assert unlocked.status == 200
     assert world.verify.count("start") == 1
 
@@ -699,7 +699,7 @@ def test_cancel_answers_a_twilio_outage_and_audits_it(world: Any) -> None:
     out = cancel(world)
 
     # Then
-    assert (out.status, out.code, out.error.retry_after, out.audits) == (503, "upstream_unavailable", 5, 1)
+    assert (out.status, out.code, out.retry_after, out.audits) == (503, "upstream_unavailable", 5, 1)
     assert world.audits()[-1]["outcome"] == "upstream_unavailable"
 
 
@@ -833,7 +833,7 @@ def test_dynamodb_unreachable_answers_503_and_sends_nothing(world: Any, act: Cal
 
     # Then
     assert (out.status, out.code) == (503, "upstream_unavailable")
-    assert out.error.retry_after is not None and out.error.retry_after > 0
+    assert out.retry_after is not None and out.retry_after > 0
     assert out.body["message"] == "Service unavailable; try again in a moment."
     assert world.verify.count("start") == world.verify.count("check") == 0
     assert world.items() == []
