@@ -27,11 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devserver.samples import BENCH_SETTINGS, PLUGIN_FORM
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "9"))
 WARM_CALLS = int(os.environ.get("BENCH_WARM_CALLS", "3000"))
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+FORM = PLUGIN_FORM
 
 BUDGETS = {  # DESIGN.md, "Performance budgets"
     "cold start_verify": 1.5,
@@ -58,15 +60,7 @@ def main() -> int:
     boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda **_: counts.update(["dynamodb"]))
     _count_calls(counts)
     # Limits out of the way (the same numbers are sent to many times); the stack's own logs quiet.
-    settings = {
-        "AGENT_AUTH": "flex",
-        "SEND_COOLDOWN_SECONDS": "0",
-        "MAX_SENDS_PER_DESTINATION_PER_HOUR": "10000",
-        "MAX_SENDS_PER_AGENT_PER_HOUR": "10000",
-        "MAX_SENDS_PER_MINUTE": "10000",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
+    settings = BENCH_SETTINGS
     with (
         contextlib.redirect_stderr(io.StringIO()),
         start_stack(ROOT, api_port=0, sandbox_port=0, dynamodb_port=0, env=settings, announce=lambda _: None) as stack,

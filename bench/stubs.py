@@ -16,8 +16,10 @@ from callerauth.store import Approval, CheckStarted
 from callerauth.twilio_verify import Sent
 from callerauth.wiring import handler_for
 
+from devserver.samples import SAMPLE_CUSTOMER
+
 NOW = 1_800_000_000
-TO = "+12025550100"
+TO = SAMPLE_CUSTOMER
 TOKEN = "stub-token"
 
 

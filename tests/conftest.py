@@ -33,7 +33,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from devserver.lambdas import load_handler, make_context
 from devserver.template import literal_global_env, load_template, table_specs
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FakeClock
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, FakeClock
 
 # Every response any test produces is checked against docs/openapi.yaml.
 pytest_plugins = ["tests.openapi_conformance"]
@@ -56,31 +56,6 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" i
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("start_verify", "check_verify", "customer_info")
-# Obviously fake credentials, shaped as the core demands (AC/VA + 32 hex).
-# Every setting of CONTRACT.md at its default, and empty Twilio credentials: a local stack started by a
-# test never inherits a setting from the shell or from .env, and always serves its Twilio sandbox.
-CONTRACT_DEFAULTS = {
-    "AGENT_AUTH": "flex",
-    "ALLOWED_ROLES": "agent,supervisor,admin",
-    "ALLOWED_ORIGINS": "*",
-    "APPROVAL_TTL_SECONDS": "1800",
-    "SEND_COOLDOWN_SECONDS": "30",
-    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "5",
-    "MAX_SENDS_PER_AGENT_PER_HOUR": "30",
-    "MAX_SENDS_PER_MINUTE": "60",
-    "MAX_FAILED_CHECKS": "10",
-    "LOCKOUT_SECONDS": "900",
-    "ALLOWED_COUNTRY_CODES": "",
-    "AUDIT_RETENTION_DAYS": "90",
-    "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
-    "ACCOUNT_SID": "",
-    "AUTH_TOKEN": "",
-    "VERIFY_SERVICE_SID": "",
-}
-
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "5a" * 16
-SERVICE_SID = "VA" + "fedcba9876543210" * 2
 HASH_SECRET = "handler-tests-hash-secret-0123456789"
 TABLES = {"StateTable": "state", "CustomersTable": "customers"}
 # 2030-03-27T00:00:00Z: on an hour boundary, so a test's sends share one hourly and one minute window.

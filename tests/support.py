@@ -1,4 +1,8 @@
-"""Small helpers every test suite uses: a hand-moved clock and a WSGI app served on loopback."""
+"""What every test suite shares: the sample values, a hand-moved clock and a WSGI app served on loopback.
+
+The values the dev stack and the bench use too live in devserver/samples.py; this module names them as the
+tests do (``TO`` is the sample customer) and adds the tests' own.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,44 @@ from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
 
+from devserver.samples import (
+    CONTRACT_DEFAULTS,
+    FLEX_ORIGIN,
+    PLUGIN_FORM,
+    SAMPLE_CUSTOMER,
+    SAMPLE_CUSTOMER_MASKED,
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    SANDBOX_SERVICE_SID,
+)
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
+
+__all__ = [
+    "ACCOUNT_SID",
+    "AUTH_TOKEN",
+    "CONTRACT_DEFAULTS",
+    "EMAIL",
+    "FLEX_ORIGIN",
+    "MASKED",
+    "OTHER_TASK",
+    "PLUGIN_FORM",
+    "SERVICE_SID",
+    "TASK",
+    "TO",
+    "FakeClock",
+    "free_port",
+    "serving",
+]
+
+TO = SAMPLE_CUSTOMER  # a seeded customer (devserver/sample_customers.json)
+MASKED = SAMPLE_CUSTOMER_MASKED  # TO as logs and audit events show it
+EMAIL = "jane@example.com"
+TASK = "WT0123456789abcdef0123456789abcdef"  # a Flex task SID
+OTHER_TASK = "WTfedcba9876543210fedcba9876543210"
+# The Twilio sandbox's credentials (obviously fake, shaped as the core demands: AC/VA + 32 hex).
+ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
 
 
 class FakeClock:

@@ -29,11 +29,9 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from devserver.stack import Stack, start_stack
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.conftest import CONTRACT_DEFAULTS
+from tests.support import CONTRACT_DEFAULTS, FLEX_ORIGIN, PLUGIN_FORM
 
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
-FLEX_ORIGIN = "https://flex.twilio.com"
 SYSTEM_ERROR = "System error."  # what the plugin shows for a network failure or a body that is not JSON
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"

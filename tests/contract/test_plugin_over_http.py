@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import FLEX_ORIGIN, PLUGIN_FORM, TO
+
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[2]
-TO = "+12025550100"  # the seeded sample customer
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
-FLEX_ORIGIN = "https://flex.twilio.com"
 OTHER_ORIGIN = "https://evil.example"
 START_MISSING = "Missing parameter; please provide a phone number or email."
 AUTH_REQUIRED = "Agent authentication required: send the agent's Flex token as 'Token'."

@@ -37,8 +37,8 @@ from botocore.exceptions import EndpointConnectionError
 from callerauth.privacy import Hasher
 
 from tests.handlers.conftest import Api, Audit, assert_error
+from tests.support import TO
 
-TO = "+12025550100"  # a seeded customer
 AGENT = "alice"
 HOOK_ID = "tests-faults-dynamodb"
 

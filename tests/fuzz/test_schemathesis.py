@@ -68,12 +68,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fuzz.conftest import LISTED_ORIGIN, REPO, FuzzStack
+from tests.support import TO as SAMPLE_CUSTOMER
 
 SPEC = REPO / "docs" / "openapi.yaml"
 SEED = 20300327
 MAX_EXAMPLES = 25  # per operation and configuration, fuzzing phase (the examples and coverage phases add theirs)
 TIMEOUT = 15  # seconds per request: a hung stack fails the test instead of the run
-SAMPLE_CUSTOMER = "+12025550100"
+
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"

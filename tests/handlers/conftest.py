@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
-TO = "+12025550100"  # a seeded customer
+from tests.support import PLUGIN_FORM, TO
+
 SOURCE_IP = "203.0.113.10"
 
 

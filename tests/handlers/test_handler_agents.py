@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-TO = "+12025550100"
-MASKED = "+1******0100"
+from tests.support import MASKED, OTHER_TASK, TASK, TO
+
 NO_RECORD = "+12025550199"  # fictional, not among the sample customers
-TASK = "WT0123456789abcdef0123456789abcdef"
-OTHER_TASK = "WTfedcba9876543210fedcba9876543210"
 VISIBLE = {
     "name": "Ada Lovelace",
     "accountNumber": "ACCT-100100",

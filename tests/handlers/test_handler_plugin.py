@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-TO = "+12025550100"
-TASK = "WT0123456789abcdef0123456789abcdef"
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+from tests.support import PLUGIN_FORM, TASK, TO
+
 START_MISSING = "Missing parameter; please provide a phone number or email."
 VERIFY_DOCS = "https://www.twilio.com/docs/verify/api/verification"
 CORS = {

@@ -22,10 +22,9 @@ from callerauth.actions import cancel_verify, check_verify, customer_info, start
 from callerauth.agents import AnonymousAgents
 from callerauth.twilio_verify import error_for
 
-TO = "+12025550100"
+from tests.support import OTHER_TASK, TASK, TO
+
 OTHER = "+12025550111"
-TASK = "WT" + "ab" * 16
-OTHER_TASK = "WT" + "cd" * 16
 START = 1_700_000_000
 HOUR_END = START + 2800
 AGENT_A, AGENT_B, GUEST = "token-agent-a", "token-agent-b", "token-guest"

@@ -21,9 +21,9 @@ from devserver.gateway import Gateway
 from devserver.lambdas import Handler
 from devserver.stack import DEV_HASH_SECRET, start_stack
 from devserver.template import GatewayResponse, Route, gateway_responses, load_template
+from tests.support import PLUGIN_FORM as FORM
 
 FIXTURE = Path(__file__).with_name("fixtures") / "sam_template.yaml"
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 ROUTES = [
     Route("/start-verify", "ANY", "StartVerifyFunction", "functions/start_verify/", "app.lambda_handler"),
     Route("/check-verify", "POST", "CheckVerifyFunction", "functions/check_verify/", "app.lambda_handler"),

@@ -27,7 +27,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-TO = "+12025550100"
+from tests.support import TO
+
 AGENT_TOKEN = "token-agent-a"
 ROUTES = {
     "/start-verify": {"POST": start_verify},

@@ -18,12 +18,8 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client, TestResponse
 
 from devserver.twilio_sandbox import TwilioSandbox, mask
-from tests.support import FakeClock
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, TO, FakeClock
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "sandbox-auth-token"
-SERVICE_SID = "VA" + "fedcba9876543210" * 2
-TO = "+12025550100"
 VERIFICATIONS = f"/v2/Services/{SERVICE_SID}/Verifications"
 CHECK = f"/v2/Services/{SERVICE_SID}/VerificationCheck"
 IAM = f"/v1/Accounts/{ACCOUNT_SID}/Tokens/validate"
