@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devserver.events import rest_proxy_event
 from devserver.samples import BENCH_SETTINGS, PLUGIN_FORM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,16 +160,8 @@ def _json(request: urllib.request.Request) -> dict[str, Any]:
 
 def _event(method: str, path: str, fields: dict[str, str]) -> dict[str, Any]:
     body = urllib.parse.urlencode(fields) if method == "POST" else None
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": FORM},
-        "queryStringParameters": fields if method == "GET" else None,
-        "body": body,
-        "isBase64Encoded": False,
-        "requestContext": {"identity": {"sourceIp": "127.0.0.1"}, "requestId": "bench"},
-    }
+    query = fields if method == "GET" else None
+    return rest_proxy_event(method, path, headers={"Content-Type": FORM}, query=query, body=body, request_id="bench")
 
 
 _numbers = iter(range(10_000))

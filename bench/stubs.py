@@ -16,7 +16,8 @@ from callerauth.store import Approval, CheckStarted
 from callerauth.twilio_verify import Sent
 from callerauth.wiring import handler_for
 
-from devserver.samples import SAMPLE_CUSTOMER
+from devserver.events import rest_proxy_event
+from devserver.samples import PLUGIN_FORM, SAMPLE_CUSTOMER
 
 NOW = 1_800_000_000
 TO = SAMPLE_CUSTOMER
@@ -89,15 +90,7 @@ def stub_handlers() -> dict[str, tuple[Callable[[dict[str, Any], Any], dict[str,
     handlers = {}
     for endpoint, (path, method, action, body) in routes.items():
         handler = handler_for({path: {method: action}}, container)
-        event = {
-            "resource": path,
-            "path": path,
-            "httpMethod": method,
-            "body": body,
-            "isBase64Encoded": False,
-            "headers": {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"},
-            "requestContext": {"identity": {"sourceIp": "127.0.0.1"}, "requestId": "bench"},
-        }
+        event = rest_proxy_event(method, path, headers={"Content-Type": PLUGIN_FORM}, body=body, request_id="bench")
         assert handler(event, None)["statusCode"] == 200
         handlers[endpoint] = (handler, event)
     return handlers

@@ -17,6 +17,7 @@ import pytest
 import requests
 from werkzeug.test import Client
 
+from devserver.events import REST_PROXY_KEYS
 from devserver.gateway import Gateway
 from devserver.lambdas import Handler
 from devserver.stack import DEV_HASH_SECRET, start_stack
@@ -75,20 +76,7 @@ def test_form_post_event_has_the_rest_v1_proxy_shape() -> None:
     )
     # Then the handler got the REST API proxy event, as API Gateway builds it
     event = handler.events[0]
-    assert set(event) == {
-        "resource",
-        "path",
-        "httpMethod",
-        "headers",
-        "multiValueHeaders",
-        "queryStringParameters",
-        "multiValueQueryStringParameters",
-        "pathParameters",
-        "stageVariables",
-        "requestContext",
-        "body",
-        "isBase64Encoded",
-    }
+    assert set(event) == REST_PROXY_KEYS  # what `sam local generate-event apigateway aws-proxy` has
     assert event["resource"] == event["path"] == "/start-verify"
     assert event["httpMethod"] == "POST"
     assert event["body"] == "to=%2B12025550100"

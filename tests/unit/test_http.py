@@ -13,6 +13,8 @@ from callerauth import errors
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Reply, Request, serve
 
+from devserver.events import rest_proxy_event
+
 FAKE_NUMBER = "+12025550199"
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Content-Type, X-Flex-Token"
@@ -88,17 +90,9 @@ def event(
     all_headers = dict(headers or {})
     if content_type is not None:
         all_headers["Content-Type"] = content_type
-    return {
-        "httpMethod": method,
-        "resource": path,
-        "path": path,
-        "headers": all_headers,
-        "body": body,
-        "isBase64Encoded": is_base64,
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": multi_query,
-        "requestContext": {"identity": {"sourceIp": "198.51.100.23"}},
-    }
+    evt = rest_proxy_event(method, path, headers=all_headers, body=body, is_base64=is_base64, source_ip="198.51.100.23")
+    # The query maps exactly as given: these tests also send the two disagreeing, or only one of them.
+    return {**evt, "queryStringParameters": query, "multiValueQueryStringParameters": multi_query}
 
 
 def call(evt: dict[str, Any], runtime: FakeRuntime | None = None) -> tuple[int, dict[str, str], Any]:
