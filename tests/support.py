@@ -6,6 +6,7 @@ tests do (``TO`` is the sample customer) and adds the tests' own.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from devserver.samples import (
     SANDBOX_AUTH_TOKEN,
     SANDBOX_SERVICE_SID,
 )
+from devserver.twilio_sandbox import iso as twilio_time
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -34,14 +36,17 @@ __all__ = [
     "CONTRACT_DEFAULTS",
     "EMAIL",
     "FLEX_ORIGIN",
+    "ISO_Z",
     "MASKED",
     "OTHER_TASK",
     "PLUGIN_FORM",
     "SERVICE_SID",
     "TASK",
     "TO",
+    "VISIBLE",
     "FakeClock",
     "free_port",
+    "iso",
     "serving",
 ]
 
@@ -50,6 +55,19 @@ MASKED = SAMPLE_CUSTOMER_MASKED  # TO as logs and audit events show it
 EMAIL = "jane@example.com"
 TASK = "WT0123456789abcdef0123456789abcdef"  # a Flex task SID
 OTHER_TASK = "WTfedcba9876543210fedcba9876543210"
+# TO's record as customer-info serves it under the default CUSTOMER_FIELDS.
+VISIBLE = {
+    "name": "Ada Lovelace",
+    "accountNumber": "ACCT-100100",
+    "tier": "gold",
+    "email": "ada.lovelace@example.com",
+    "postcode": "94105",
+}
+# A time as the contract (verifiedAt, verifiedUntil) and Twilio write one: ISO-8601 UTC, whole seconds, a Z.
+ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+iso = twilio_time  # epoch seconds -> that form
+
+
 # The Twilio sandbox's credentials (obviously fake, shaped as the core demands: AC/VA + 32 hex).
 ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID = SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
 

@@ -14,18 +14,11 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 
 from devserver.events import REST_PROXY_KEYS
+from tests.support import ISO_Z, VISIBLE
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 TOKEN_PLACEHOLDER = "REPLACE_WITH_AGENT_FLEX_TOKEN"
-ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 SENT = {"success": True, "status": "pending", "channel": "sms", "resendAfter": 30}
-VISIBLE = {
-    "name": "Ada Lovelace",
-    "accountNumber": "ACCT-100100",
-    "tier": "gold",
-    "email": "ada.lovelace@example.com",
-    "postcode": "94105",
-}
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import PLUGIN_FORM, TASK, TO
+from tests.support import PLUGIN_FORM, TASK, TO, iso
 
 START_MISSING = "Missing parameter; please provide a phone number or email."
 VERIFY_DOCS = "https://www.twilio.com/docs/verify/api/verification"
@@ -23,10 +22,6 @@ CORS = {
     "Access-Control-Allow-Headers": "Content-Type, X-Flex-Token",
 }
 MAX_BODY = 8 * 1024
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------ the plugin's flow
@@ -55,7 +50,7 @@ def test_plugin_start_then_check_with_the_sent_code_approves(
     assert checked.body == {
         "success": True,
         "message": "Verification success.",
-        "verifiedUntil": _iso(clock.now + 1800),
+        "verifiedUntil": iso(clock.now + 1800),
     }
     assert audit.of(started) | {"twilio_sid": None} == audit.of(started) | {
         "action": "start",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -22,17 +21,13 @@ from callerauth.actions import cancel_verify, check_verify, customer_info, start
 from callerauth.agents import AnonymousAgents
 from callerauth.twilio_verify import error_for
 
-from tests.support import OTHER_TASK, TASK, TO
+from tests.support import OTHER_TASK, TASK, TO, iso
 
 OTHER = "+12025550111"
 START = 1_700_000_000
 HOUR_END = START + 2800
 AGENT_A, AGENT_B, GUEST = "token-agent-a", "token-agent-b", "token-guest"
 IDENTITY_A, IDENTITY_B = "agent-a@example.com", "agent-b@example.com"
-
-
-def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def send(world: Any, to: str = TO, token: str | None = AGENT_A, **extra: str) -> Any:

@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client, TestResponse
 
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, TO, FakeClock
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, ISO_Z, SERVICE_SID, TO, FakeClock
 
 VERIFICATIONS = f"/v2/Services/{SERVICE_SID}/Verifications"
 CHECK = f"/v2/Services/{SERVICE_SID}/VerificationCheck"
@@ -27,7 +27,6 @@ SHARED_KEYS = {"sid", "service_sid", "account_sid", "to", "channel", "status", "
 DATE_KEYS = {"date_created", "date_updated"}
 VERIFICATION_KEYS = SHARED_KEYS | DATE_KEYS | {"lookup", "send_code_attempts", "sna", "url"}
 CHECK_KEYS = SHARED_KEYS | DATE_KEYS | {"sna_attempts_error_codes"}
-ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 class JsonResponse(TestResponse):
@@ -137,7 +136,7 @@ def test_send_answers_a_verification_shaped_like_twilio_spec(client: ApiClient, 
         None,
         None,
     )
-    assert ISO_Z.match(body["date_created"]) and ISO_Z.match(body["date_updated"])
+    assert ISO_Z.fullmatch(body["date_created"]) and ISO_Z.fullmatch(body["date_updated"])
     assert body["url"].endswith(f"/v2/Services/{SERVICE_SID}/Verifications/{body['sid']}")
     assert len(body["send_code_attempts"]) == 1
     assert re.fullmatch(r"VL[0-9a-f]{32}", body["send_code_attempts"][0]["attempt_sid"])
@@ -156,7 +155,7 @@ def test_send_records_outbox_and_announces_masked_destination(
     message = sandbox.outbox[0]
     assert set(message) == {"to", "channel", "code", "sentAt", "verificationSid"}
     assert (message["to"], message["channel"], message["verificationSid"]) == (TO, "sms", sid)
-    assert re.fullmatch(r"\d{6}", message["code"]) and ISO_Z.match(message["sentAt"])
+    assert re.fullmatch(r"\d{6}", message["code"]) and ISO_Z.fullmatch(message["sentAt"])
     # and one announcement with the number masked
     assert announced == [f"[twilio sandbox] sms to +1******0100 — code {message['code']} ({sid})"]
     assert TO not in announced[0]
