@@ -24,8 +24,8 @@ def test_customer_info_serves_the_visible_fields_to_the_approving_agent(world: A
     approve(world, task_sid=TASK)
     world.clock.advance(10)
 
-    # When
-    out = info(world, taskSid=TASK)
+    # When the agent asks for the customer, naming the task (fields reach actions under their canonical names)
+    out = info(world, task_sid=TASK)
 
     # Then
     assert out.status == 200
@@ -36,7 +36,8 @@ def test_customer_info_serves_the_visible_fields_to_the_approving_agent(world: A
         "customer": {"name": "Jane Doe", "tier": "gold", "accountNumber": "AC-1"},
     }
     assert out.audits == 1
-    assert world.audits()[-1]["outcome"] == "served"
+    served = world.audits()[-1]
+    assert (served["outcome"], served["task_sid"]) == ("served", TASK)
 
 
 @pytest.mark.parametrize(
