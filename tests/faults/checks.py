@@ -1,0 +1,75 @@
+"""What the fault tests check after every fault: one audit event, nothing served, no approval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.faults.conftest import (
+    Desk,
+    assert_refused,
+)
+from tests.support import VISIBLE
+
+CUSTOMER_NAME = VISIBLE["name"]  # the seeded customer at TO
+FAILS_TO_LOCK = "2"  # MAX_FAILED_CHECKS where a test asks whether a check was counted as failed
+SHORT_TIMEOUT = "0.5"  # TWILIO_TIMEOUT_SECONDS for the timeout tests
+HANG_SECONDS = 5.0  # how long the sandbox hangs in "timeout" mode (the tests wake it sooner)
+
+
+def one_event(audit: Any, answer: Any, outcome: str, action: str) -> dict[str, Any]:
+    event = audit.of(answer)  # asserts exactly one AUDIT# item for the request id
+    assert (event["action"], event["outcome"]) == (action, outcome), event
+    return event
+
+
+def no_event_or(audit: Any, answer: Any, outcome: str) -> None:
+    """DynamoDB refused the request's writes: no audit event can be required; if one was written, it is right."""
+    events = [item for item in audit.all() if item["request_id"] == answer.request_id]
+    assert len(events) <= 1, events
+    assert all(event["outcome"] == outcome for event in events), events
+
+
+def not_served(answer: Any) -> None:
+    assert "customer" not in answer.body
+    assert CUSTOMER_NAME not in str(answer.body)
+
+
+def unapproved(desk: Desk) -> None:
+    """No approval: customer-info refuses, and serves nothing."""
+    refused = desk.customer_info()
+    assert_refused(refused, 403, "not_verified")
+    not_served(refused)
+
+
+def not_counted_as_failed(agent: Desk) -> None:
+    """No failed check is counted for TO: under MAX_FAILED_CHECKS=FAILS_TO_LOCK one wrong code is 401, not the lock.
+
+    Needs a pending code; that wrong code then counts as one failure (the right code resets the count).
+    """
+    wrong = agent.check(code="111111" if agent.code() != "111111" else "222222")
+    assert_refused(wrong, 401, "incorrect_code")
+
+
+def without_audit(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        (item for item in items if not str(item["sk"]).startswith("AUDIT#")), key=lambda i: (i["pk"], i["sk"])
+    )
+
+
+def prepare(healthy: Desk, endpoint: str) -> None:
+    """What the endpoint needs to succeed: a pending code for a check, an approval for customer-info."""
+    if endpoint in ("check", "customer_info"):
+        assert healthy.start().status == 200
+    if endpoint == "customer_info":
+        assert healthy.check().status == 200
+
+
+def call_endpoint(agent: Desk, endpoint: str, code: str | None) -> Any:
+    if endpoint == "start":
+        return agent.start()
+    if endpoint == "check":
+        return agent.check(code=code)
+    return agent.customer_info()
+
+
+ENDPOINTS = ["start", "check", "customer_info"]  # the audit trail names the actions alike
