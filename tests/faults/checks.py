@@ -1,4 +1,9 @@
-"""What the fault tests check after every fault: one audit event, nothing served, no approval."""
+"""What the faults tests promise, each: the contract's error (status, ``error.code``, ``Retry-After`` where
+promised, CORS), and nothing half-written: no send reservation left held, no approval without Twilio's, exactly
+one audit event per request (except where DynamoDB itself refuses the writes: then the answer is 503 and no
+audit can be expected), and nothing sent twice. Through the real handlers: moto, the Twilio sandbox, the real
+twilio client. These are the checks the test files share.
+"""
 
 from __future__ import annotations
 

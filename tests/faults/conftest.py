@@ -204,6 +204,25 @@ def twilio(sandbox: Any, _sandbox_server: Any) -> Iterator[TwilioTraffic]:
     traffic.settle()
 
 
+# ------------------------------------------------------------------------------------------------ the rig
+
+
+@dataclass(frozen=True)
+class Rig:
+    """What nearly every fault test looks at: the agent's desk, the sandbox and its traffic, the state, the audit."""
+
+    desk: Callable[..., Desk]
+    sandbox: Any
+    twilio: TwilioTraffic
+    state: StateView
+    audit: Audit
+
+
+@pytest.fixture
+def rig(desk: Callable[..., Desk], sandbox: Any, twilio: TwilioTraffic, state: StateView, audit: Audit) -> Rig:
+    return Rig(desk, sandbox, twilio, state, audit)
+
+
 @pytest.fixture
 def closed_url() -> Iterator[str]:
     """A loopback URL that refuses connections: the port is held (bound, never listening) for the test."""

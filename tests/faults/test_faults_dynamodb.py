@@ -1,10 +1,6 @@
-"""Faults of DynamoDB, through the real handlers (moto, the Twilio sandbox, the real twilio client).
+"""DynamoDB throttling, conflicting, unreachable: reservations, checks, approvals and reads stay whole.
 
-For each fault: the contract's error (status, ``error.code``, ``Retry-After`` where promised, CORS), and
-nothing half-written: no send reservation left held, no approval without Twilio's, exactly one audit event
-per request (except where DynamoDB itself refuses the writes: then the answer is 503 and no audit can be
-expected), and nothing sent twice.
-Shared checks are in tests/faults/checks.py.
+What every fault test promises: tests/faults/checks.py.
 """
 
 from __future__ import annotations
@@ -30,8 +26,7 @@ from tests.faults.checks import (
 from tests.faults.conftest import (
     Desk,
     DynamoFaults,
-    StateView,
-    TwilioTraffic,
+    Rig,
     assert_refused,
     canceled,
     throttled,
@@ -43,17 +38,9 @@ from tests.faults.conftest import (
 
 
 @pytest.mark.parametrize("error", ["ProvisionedThroughputExceededException", "ThrottlingException"])
-def test_a_throttled_send_reservation_is_503_and_sends_nothing(
-    error: str,
-    desk: Callable[..., Desk],
-    dynamo: DynamoFaults,
-    sandbox: Any,
-    twilio: TwilioTraffic,
-    state: StateView,
-    audit: Any,
-) -> None:
+def test_a_throttled_send_reservation_is_503_and_sends_nothing(error: str, rig: Rig, dynamo: DynamoFaults) -> None:
     # Given DynamoDB throttles the reservation (the one write before Twilio)
-    agent = desk()
+    agent = rig.desk()
     dynamo.fail("TransactWriteItems", throttled(error))
 
     # When a code is asked for
@@ -63,14 +50,14 @@ def test_a_throttled_send_reservation_is_503_and_sends_nothing(
     # write, so no audit event can be required (the product does not try one after a DynamoDB error).
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
-    assert twilio.verify_calls == 0
-    assert sandbox.outbox == []
-    assert without_audit(state.items()) == []
-    no_event_or(audit, failed, "upstream_unavailable")
+    assert rig.twilio.verify_calls == 0
+    assert rig.sandbox.outbox == []
+    assert without_audit(rig.state.items()) == []
+    no_event_or(rig.audit, failed, "upstream_unavailable")
     # and a retry right after sends one code
     assert agent.start().status == 200
-    assert len(sandbox.outbox) == 1
-    assert state.sends_counted() == {1}
+    assert len(rig.sandbox.outbox) == 1
+    assert rig.state.sends_counted() == {1}
 
 
 # One reason per reservation item: the destination's STATE, its hourly counter, the agent's, the deployment's.
@@ -91,16 +78,10 @@ def test_a_throttled_send_reservation_is_503_and_sends_nothing(
     ],
 )
 def test_a_send_reservation_in_conflict_is_transient_and_holds_nothing(
-    reasons: tuple[str, ...],
-    desk: Callable[..., Desk],
-    dynamo: DynamoFaults,
-    sandbox: Any,
-    twilio: TwilioTraffic,
-    state: StateView,
-    audit: Any,
+    reasons: tuple[str, ...], rig: Rig, dynamo: DynamoFaults
 ) -> None:
     # Given the reservation transaction is cancelled for a conflict with a concurrent transaction
-    agent = desk(SEND_COOLDOWN_SECONDS="30")
+    agent = rig.desk(SEND_COOLDOWN_SECONDS="30")
     dynamo.fail("TransactWriteItems", canceled(*reasons))
 
     # When a code is asked for
@@ -108,11 +89,11 @@ def test_a_send_reservation_in_conflict_is_transient_and_holds_nothing(
 
     # Then nothing is sent or held, the answer is audited, and a retry right after sends one code
     dynamo.assert_spent()
-    assert twilio.verify_calls == 0
-    assert without_audit(state.items()) == []
-    one_event(audit, answer, answer.body["error"]["code"], "start")
+    assert rig.twilio.verify_calls == 0
+    assert without_audit(rig.state.items()) == []
+    one_event(rig.audit, answer, answer.body["error"]["code"], "start")
     assert agent.start().status == 200
-    assert len(sandbox.outbox) == 1
+    assert len(rig.sandbox.outbox) == 1
     # and the answer claims no limit: a conflict is transient. A conflict on the number's own STATE item
     # means a concurrent request for that number: "a code was just sent" with at most the cooldown is fair.
     if answer.status == 429:
@@ -124,11 +105,11 @@ def test_a_send_reservation_in_conflict_is_transient_and_holds_nothing(
 
 
 def test_the_release_after_a_twilio_failure_refused_by_dynamodb_keeps_the_cooldown(
-    desk: Callable[..., Desk], dynamo: DynamoFaults, sandbox: Any, clock: Any, state: StateView, audit: Any
+    rig: Rig, dynamo: DynamoFaults, clock: Any
 ) -> None:
     # Given Twilio fails the send, and DynamoDB throttles the release that should follow it
-    agent = desk()
-    sandbox.fail_next(500)
+    agent = rig.desk()
+    rig.sandbox.fail_next(500)
     dynamo.fail("TransactWriteItems", throttled(), skip=1)
 
     # When a code is asked for
@@ -139,20 +120,18 @@ def test_the_release_after_a_twilio_failure_refused_by_dynamodb_keeps_the_cooldo
     # until their window ends. No audit event can be required: the release carried it.
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
-    assert sandbox.outbox == []
-    no_event_or(audit, failed, "upstream_unavailable")
-    assert state.sends_counted() == {1}
+    assert rig.sandbox.outbox == []
+    no_event_or(rig.audit, failed, "upstream_unavailable")
+    assert rig.state.sends_counted() == {1}
     assert_refused(agent.start(), 429, "rate_limited")
     clock.advance(30)
     assert agent.start().status == 200
-    assert len(sandbox.outbox) == 1
+    assert len(rig.sandbox.outbox) == 1
 
 
-def test_the_audit_after_a_send_refused_by_dynamodb_keeps_the_reservation(
-    desk: Callable[..., Desk], dynamo: DynamoFaults, sandbox: Any, state: StateView, audit: Any
-) -> None:
+def test_the_audit_after_a_send_refused_by_dynamodb_keeps_the_reservation(rig: Rig, dynamo: DynamoFaults) -> None:
     # Given DynamoDB throttles the audit write that follows a successful send
-    agent = desk()
+    agent = rig.desk()
     dynamo.fail("PutItem", throttled())
 
     # When a code is asked for
@@ -163,25 +142,18 @@ def test_the_audit_after_a_send_refused_by_dynamodb_keeps_the_reservation(
     # The send has no audit event (its one write was the one refused): see the report.
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
-    assert len(sandbox.outbox) == 1
-    assert state.sends_counted() == {1}
+    assert len(rig.sandbox.outbox) == 1
+    assert rig.state.sends_counted() == {1}
     retried = agent.start()
     assert_refused(retried, 429, "rate_limited")
-    one_event(audit, retried, "rate_limited", "start")
-    assert len(sandbox.outbox) == 1
+    one_event(rig.audit, retried, "rate_limited", "start")
+    assert len(rig.sandbox.outbox) == 1
     assert agent.check().status == 200
 
 
-def test_a_throttled_check_is_503_before_twilio_and_the_code_still_works(
-    desk: Callable[..., Desk],
-    dynamo: DynamoFaults,
-    sandbox: Any,
-    twilio: TwilioTraffic,
-    state: StateView,
-    audit: Any,
-) -> None:
+def test_a_throttled_check_is_503_before_twilio_and_the_code_still_works(rig: Rig, dynamo: DynamoFaults) -> None:
     # Given a code was sent, and DynamoDB throttles the check's first write (count the attempt, lock check)
-    agent = desk(MAX_FAILED_CHECKS=FAILS_TO_LOCK)
+    agent = rig.desk(MAX_FAILED_CHECKS=FAILS_TO_LOCK)
     assert agent.start().status == 200
     right = agent.code()
     dynamo.fail("UpdateItem", throttled())
@@ -192,8 +164,8 @@ def test_a_throttled_check_is_503_before_twilio_and_the_code_still_works(
     # Then 503 with Retry-After, Twilio not asked (the code not consumed), nothing counted, no approval
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
-    assert twilio.started["check"] == 0
-    no_event_or(audit, failed, "upstream_unavailable")
+    assert rig.twilio.started["check"] == 0
+    no_event_or(rig.audit, failed, "upstream_unavailable")
     unapproved(agent)
     not_counted_as_failed(agent)
     # and a retry right after approves
@@ -209,17 +181,10 @@ APPROVAL_WRITE_FAULTS = [
 
 @pytest.mark.parametrize("fault", APPROVAL_WRITE_FAULTS)
 def test_an_approval_dynamodb_cannot_record_is_503_and_no_approval(
-    fault: Any,
-    desk: Callable[..., Desk],
-    dynamo: DynamoFaults,
-    sandbox: Any,
-    twilio: TwilioTraffic,
-    clock: Any,
-    state: StateView,
-    audit: Any,
+    fault: Any, rig: Rig, dynamo: DynamoFaults, clock: Any
 ) -> None:
     # Given a code was sent, and the transaction that records an approval (with its audit event) fails
-    agent = desk()
+    agent = rig.desk()
     assert agent.start().status == 200
     right = agent.code()
     dynamo.fail("TransactWriteItems", fault)
@@ -230,17 +195,17 @@ def test_an_approval_dynamodb_cannot_record_is_503_and_no_approval(
     # Then 503 with Retry-After, and no approval although Twilio approved the code
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
-    assert twilio.started["check"] == 1
+    assert rig.twilio.started["check"] == 1
     unapproved(agent)
     # The verification is consumed at Twilio: retrying the code is 404, and a new code is needed.
     again = agent.check(code=right)
     assert_refused(again, 404, "verification_not_found")
-    one_event(audit, again, "verification_not_found", "check")
+    one_event(rig.audit, again, "verification_not_found", "check")
     clock.advance(30)
     assert agent.start().status == 200
     assert agent.check().status == 200
     assert agent.customer_info().body["customer"]["name"] == CUSTOMER_NAME
-    assert len(sandbox.outbox) == 2
+    assert len(rig.sandbox.outbox) == 2
 
 
 def test_an_approval_write_in_conflict_gives_back_the_failed_check_count(
@@ -261,9 +226,9 @@ def test_an_approval_write_in_conflict_gives_back_the_failed_check_count(
     not_counted_as_failed(agent)
 
 
-def test_an_approval_write_in_conflict_is_audited(desk: Callable[..., Desk], dynamo: DynamoFaults, audit: Any) -> None:
+def test_an_approval_write_in_conflict_is_audited(rig: Rig, dynamo: DynamoFaults) -> None:
     # Given a code was sent, and the approval transaction is cancelled for a conflict
-    agent = desk()
+    agent = rig.desk()
     assert agent.start().status == 200
     dynamo.fail("TransactWriteItems", canceled("TransactionConflict", "None"))
 
@@ -272,7 +237,7 @@ def test_an_approval_write_in_conflict_is_audited(desk: Callable[..., Desk], dyn
 
     # Then 503, and the request has its one audit event
     assert_refused(failed, 503, "upstream_unavailable")
-    one_event(audit, failed, "upstream_unavailable", "check")
+    one_event(rig.audit, failed, "upstream_unavailable", "check")
 
 
 @pytest.mark.parametrize(
@@ -284,18 +249,13 @@ def test_an_approval_write_in_conflict_is_audited(desk: Callable[..., Desk], dyn
     ],
 )
 def test_a_customer_info_read_that_fails_is_503_and_serves_nothing(
-    fault: Any,
-    audited: bool,
-    desk: Callable[..., Desk],
-    dynamo: DynamoFaults,
-    state: StateView,
-    audit: Any,
+    fault: Any, audited: bool, rig: Rig, dynamo: DynamoFaults
 ) -> None:
     # Given the caller was verified, and the one read (approval and customer record) fails
-    agent = desk()
+    agent = rig.desk()
     assert agent.start().status == 200
     assert agent.check().status == 200
-    before = without_audit(state.items())
+    before = without_audit(rig.state.items())
     dynamo.fail("BatchGetItem", fault)
 
     # When the agent asks for the customer
@@ -305,20 +265,18 @@ def test_a_customer_info_read_that_fails_is_503_and_serves_nothing(
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
     not_served(failed)
-    assert without_audit(state.items()) == before
+    assert without_audit(rig.state.items()) == before
     if audited:  # DynamoDB answered (keys unprocessed): the refusal is audited
-        one_event(audit, failed, "upstream_unavailable", "customer_info")
+        one_event(rig.audit, failed, "upstream_unavailable", "customer_info")
     else:
-        no_event_or(audit, failed, "upstream_unavailable")
+        no_event_or(rig.audit, failed, "upstream_unavailable")
     # and a retry right after serves the record
     assert agent.customer_info().body["customer"]["name"] == CUSTOMER_NAME
 
 
-def test_customer_data_is_not_served_when_its_read_cannot_be_audited(
-    desk: Callable[..., Desk], dynamo: DynamoFaults, audit: Any
-) -> None:
+def test_customer_data_is_not_served_when_its_read_cannot_be_audited(rig: Rig, dynamo: DynamoFaults) -> None:
     # Given the caller was verified, and DynamoDB throttles the audit write of the read
-    agent = desk()
+    agent = rig.desk()
     assert agent.start().status == 200
     assert agent.check().status == 200
     dynamo.fail("PutItem", throttled())
@@ -330,30 +288,23 @@ def test_customer_data_is_not_served_when_its_read_cannot_be_audited(
     dynamo.assert_spent()
     assert_refused(failed, 503, "upstream_unavailable")
     not_served(failed)
-    no_event_or(audit, failed, "upstream_unavailable")
+    no_event_or(rig.audit, failed, "upstream_unavailable")
     served = agent.customer_info()
     assert served.body["customer"]["name"] == CUSTOMER_NAME
-    one_event(audit, served, "served", "customer_info")
+    one_event(rig.audit, served, "served", "customer_info")
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_dynamodb_unreachable_is_503_before_anything_else(
-    endpoint: str,
-    desk: Callable[..., Desk],
-    closed_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    sandbox: Any,
-    twilio: TwilioTraffic,
-    state: StateView,
-    audit: Any,
+    endpoint: str, rig: Rig, closed_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a healthy container set did what the endpoint needs, and a second one whose DynamoDB endpoint
     # refuses connections (the real client, its real retries)
-    healthy = desk()
+    healthy = rig.desk()
     prepare(healthy, endpoint)
     code = healthy.code() if endpoint != "start" else None
-    broken = desk(AWS_ENDPOINT_URL_DYNAMODB=closed_url)
-    before, verify_calls = without_audit(state.items()), twilio.verify_calls
+    broken = rig.desk(AWS_ENDPOINT_URL_DYNAMODB=closed_url)
+    before, verify_calls = without_audit(rig.state.items()), rig.twilio.verify_calls
 
     # When the agent calls the endpoint there
     answer = call_endpoint(broken, endpoint, code)
@@ -362,10 +313,10 @@ def test_dynamodb_unreachable_is_503_before_anything_else(
     # no audit event (DynamoDB cannot take one)
     assert_refused(answer, 503, "upstream_unavailable")
     not_served(answer)
-    assert twilio.verify_calls == verify_calls
-    assert without_audit(state.items()) == before
-    assert [item for item in audit.all() if item["request_id"] == answer.request_id] == []
+    assert rig.twilio.verify_calls == verify_calls
+    assert without_audit(rig.state.items()) == before
+    assert [item for item in rig.audit.all() if item["request_id"] == answer.request_id] == []
     # and once DynamoDB is back (a container that reaches it), the same request succeeds at once
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")
     assert call_endpoint(healthy, endpoint, code).status == 200
-    assert len(sandbox.outbox) == 1
+    assert len(rig.sandbox.outbox) == 1

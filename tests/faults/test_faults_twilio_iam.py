@@ -1,24 +1,15 @@
-"""Faults of Twilio IAM, through the real handlers (moto, the Twilio sandbox, the real twilio client).
+"""Twilio IAM (token validation) unreachable or refusing: nobody is let through, nothing is touched.
 
-For each fault: the contract's error (status, ``error.code``, ``Retry-After`` where promised, CORS), and
-nothing half-written: no send reservation left held, no approval without Twilio's, exactly one audit event
-per request (except where DynamoDB itself refuses the writes: then the answer is 503 and no audit can be
-expected), and nothing sent twice.
-Shared checks are in tests/faults/checks.py.
+What every fault test promises: tests/faults/checks.py.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from tests.faults.checks import ENDPOINTS, call_endpoint, not_served, one_event, prepare, without_audit
 from tests.faults.conftest import (
-    Desk,
-    StateView,
-    TwilioTraffic,
+    Rig,
     assert_refused,
 )
 
@@ -28,24 +19,17 @@ from tests.faults.conftest import (
 @pytest.mark.parametrize("iam", ["refuse_iam", "closed_port"])
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_iam_unavailable_is_503_and_never_lets_anyone_through(
-    iam: str,
-    endpoint: str,
-    desk: Callable[..., Desk],
-    closed_url: str,
-    sandbox: Any,
-    twilio: TwilioTraffic,
-    state: StateView,
-    audit: Any,
+    iam: str, endpoint: str, rig: Rig, closed_url: str
 ) -> None:
     # Given a healthy container set did what the endpoint needs, and a cold one (no cached token) cannot
     # reach IAM: IAM answers 503, or its URL refuses connections
-    healthy = desk()
+    healthy = rig.desk()
     prepare(healthy, endpoint)
     code = healthy.code() if endpoint != "start" else None
-    cold = desk(TWILIO_IAM_BASE_URL=closed_url) if iam == "closed_port" else desk()
+    cold = rig.desk(TWILIO_IAM_BASE_URL=closed_url) if iam == "closed_port" else rig.desk()
     if iam == "refuse_iam":
-        sandbox.set_mode("refuse_iam")
-    before, verify_calls = without_audit(state.items()), twilio.verify_calls
+        rig.sandbox.set_mode("refuse_iam")
+    before, verify_calls = without_audit(rig.state.items()), rig.twilio.verify_calls
 
     # When the agent calls the endpoint there
     answer = call_endpoint(cold, endpoint, code)
@@ -53,11 +37,11 @@ def test_iam_unavailable_is_503_and_never_lets_anyone_through(
     # Then 503 with Retry-After: not let through, Twilio Verify not called, no state touched, audited
     assert_refused(answer, 503, "upstream_unavailable")
     not_served(answer)
-    assert twilio.verify_calls == verify_calls
-    assert without_audit(state.items()) == before
-    event = one_event(audit, answer, "upstream_unavailable", endpoint)
+    assert rig.twilio.verify_calls == verify_calls
+    assert without_audit(rig.state.items()) == before
+    event = one_event(rig.audit, answer, "upstream_unavailable", endpoint)
     assert event["agent"] == "unidentified"
     # and, IAM back, the same request succeeds (no reservation held, the code not consumed)
-    sandbox.set_mode("normal")
+    rig.sandbox.set_mode("normal")
     assert call_endpoint(healthy, endpoint, code).status == 200
-    assert len(sandbox.outbox) == 1
+    assert len(rig.sandbox.outbox) == 1

@@ -1,6 +1,10 @@
 """The actions tests' shared steps (send, check, approve, ...) and DynamoDB stand-ins.
 
-``world`` (the fixture these take) is tests/unit/conftest.py's.
+The tests drive the core's decisions (actions.py over store.py): real actions, moto tables from template.yaml,
+fake Twilio/IAM. The ``world`` fixture (tests/unit/conftest.py) uses small limits: cooldown 30 s, 5 sends an
+hour per number, 30 per agent, 60 a minute, lock after 3 consecutive failed checks for 120 s, approvals for
+300 s. ``world.call`` answers an Outcome: status, body, ``code``, ``retry_after``, and how many audit items
+the request wrote.
 """
 
 from __future__ import annotations

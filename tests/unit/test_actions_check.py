@@ -1,9 +1,6 @@
-"""The core's decisions on check-verify and cancel-verify (actions.py over store.py), over moto.
+"""The core's decisions on check-verify and cancel-verify: approvals, failed checks, the lock.
 
-The ``world`` fixture (tests/unit/conftest.py) uses small limits: cooldown 30 s, 5 sends an hour per number,
-30 per agent, 60 a minute, lock after 3 consecutive failed checks for 120 s, approvals for 300 s.
-``world.call`` answers an Outcome: status, body, the ApiError if any, and how many audit items it wrote.
-Shared steps (send, check, approve, ...) are in tests/unit/actions_helpers.py.
+The world, its limits and the shared steps: tests/unit/actions_helpers.py.
 """
 
 from __future__ import annotations
