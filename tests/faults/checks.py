@@ -7,10 +7,12 @@ twilio client. These are the checks the test files share.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from tests.faults.conftest import (
     Desk,
+    Rig,
     assert_refused,
 )
 from tests.support import VISIBLE
@@ -78,3 +80,22 @@ def call_endpoint(agent: Desk, endpoint: str, code: str | None) -> Any:
 
 
 ENDPOINTS = ["start", "check", "customer_info"]  # the audit trail names the actions alike
+
+
+@dataclass(frozen=True)
+class Untouched:
+    """The state table (audit events aside) and Twilio Verify's request count, taken before a request."""
+
+    items: list[dict[str, Any]]
+    verify_calls: int
+
+    @classmethod
+    def now(cls, rig: Rig) -> Untouched:
+        return cls(without_audit(rig.state.items()), rig.twilio.verify_calls)
+
+    def assert_unavailable_and_untouched(self, rig: Rig, answer: Any) -> None:
+        """503 with Retry-After, nothing served, Twilio Verify not asked, no state written."""
+        assert_refused(answer, 503, "upstream_unavailable")
+        not_served(answer)
+        assert rig.twilio.verify_calls == self.verify_calls
+        assert without_audit(rig.state.items()) == self.items

@@ -14,6 +14,7 @@ from tests.faults.checks import (
     CUSTOMER_NAME,
     ENDPOINTS,
     FAILS_TO_LOCK,
+    Untouched,
     call_endpoint,
     no_event_or,
     not_counted_as_failed,
@@ -304,17 +305,14 @@ def test_dynamodb_unreachable_is_503_before_anything_else(
     prepare(healthy, endpoint)
     code = healthy.code() if endpoint != "start" else None
     broken = rig.desk(AWS_ENDPOINT_URL_DYNAMODB=closed_url)
-    before, verify_calls = without_audit(rig.state.items()), rig.twilio.verify_calls
+    before = Untouched.now(rig)
 
     # When the agent calls the endpoint there
     answer = call_endpoint(broken, endpoint, code)
 
     # Then 503 with Retry-After and CORS, before Twilio is asked; nothing written, nothing served, and
     # no audit event (DynamoDB cannot take one)
-    assert_refused(answer, 503, "upstream_unavailable")
-    not_served(answer)
-    assert rig.twilio.verify_calls == verify_calls
-    assert without_audit(rig.state.items()) == before
+    before.assert_unavailable_and_untouched(rig, answer)
     assert [item for item in rig.audit.all() if item["request_id"] == answer.request_id] == []
     # and once DynamoDB is back (a container that reaches it), the same request succeeds at once
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB")

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.checks import ENDPOINTS, call_endpoint, not_served, one_event, prepare, without_audit
+from tests.faults.checks import ENDPOINTS, Untouched, call_endpoint, one_event, prepare
 from tests.faults.conftest import (
     Rig,
-    assert_refused,
 )
 
 # ============================================================================================ Twilio IAM
@@ -29,16 +28,13 @@ def test_iam_unavailable_is_503_and_never_lets_anyone_through(
     cold = rig.desk(TWILIO_IAM_BASE_URL=closed_url) if iam == "closed_port" else rig.desk()
     if iam == "refuse_iam":
         rig.sandbox.set_mode("refuse_iam")
-    before, verify_calls = without_audit(rig.state.items()), rig.twilio.verify_calls
+    before = Untouched.now(rig)
 
     # When the agent calls the endpoint there
     answer = call_endpoint(cold, endpoint, code)
 
     # Then 503 with Retry-After: not let through, Twilio Verify not called, no state touched, audited
-    assert_refused(answer, 503, "upstream_unavailable")
-    not_served(answer)
-    assert rig.twilio.verify_calls == verify_calls
-    assert without_audit(rig.state.items()) == before
+    before.assert_unavailable_and_untouched(rig, answer)
     event = one_event(rig.audit, answer, "upstream_unavailable", endpoint)
     assert event["agent"] == "unidentified"
     # and, IAM back, the same request succeeds (no reservation held, the code not consumed)
