@@ -42,6 +42,16 @@ def plugin_stack(local_stack: Callable[..., Any]) -> Iterator[Any]:
         yield stack
 
 
+def preflight(url: str, origin: str, method: str) -> requests.Response:
+    """What a browser sends before a call carrying the X-Flex-Token header."""
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "X-Flex-Token",
+    }
+    return requests.options(url, headers=headers, timeout=TIMEOUT)
+
+
 class TestUnmodifiedPlugin:
     def test_start_then_check_with_the_code_from_the_outbox_verifies(self, plugin_stack: Any) -> None:
         # Given the unmodified plugin, pointed at the stack
@@ -201,15 +211,7 @@ class TestUnmodifiedPlugin:
     ) -> None:
         # Given the plugin adds the X-Flex-Token header (AgentAuth=flex), so the browser preflights
         # When it asks
-        response = requests.options(
-            plugin_stack.api + path,
-            headers={
-                "Origin": FLEX_ORIGIN,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "X-Flex-Token",
-            },
-            timeout=TIMEOUT,
-        )
+        response = preflight(plugin_stack.api + path, FLEX_ORIGIN, "POST")
 
         # Then 204, allowing the header and the methods
         assert response.status_code == 204
@@ -259,15 +261,7 @@ class TestAllowedOrigins:
         self, origin: str, allowed: str | None, origins_stack: Any, cors: Any
     ) -> None:
         # Given the allow-list / When a browser preflights the token header from `origin`
-        response = requests.options(
-            f"{origins_stack.api}/customer-info",
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "X-Flex-Token",
-            },
-            timeout=TIMEOUT,
-        )
+        response = preflight(f"{origins_stack.api}/customer-info", origin, "GET")
 
         # Then 204, echoing the origin only when listed
         assert response.status_code == 204

@@ -612,40 +612,32 @@ def test_an_error_without_retry_after_has_no_retry_after_header() -> None:
     assert "Retry-After" not in headers
 
 
-def test_a_configuration_error_answers_500_internal_error_with_cors() -> None:
-    # Given a container whose settings cannot be parsed
-    runtime = FakeRuntime(settings_failure=ConfigError("STATE_TABLE and CUSTOMERS_TABLE must name the tables"))
+@pytest.mark.parametrize(
+    ("failure", "problem"),
+    [
+        pytest.param(
+            {"settings_failure": ConfigError("STATE_TABLE and CUSTOMERS_TABLE must name the tables")},
+            "STATE_TABLE",
+            id="settings-that-cannot-be-parsed",
+        ),
+        pytest.param(
+            {"services_failure": ConfigError("Twilio credentials are missing or placeholders")},
+            "Twilio",
+            id="placeholder-twilio-credentials",
+        ),
+        pytest.param({"settings_failure": KeyError("STATE_TABLE")}, "STATE_TABLE", id="settings-plain-exception"),
+    ],
+)
+def test_a_configuration_error_answers_500_internal_error_with_cors(
+    failure: dict[str, Exception], problem: str
+) -> None:
+    # Given a container whose settings (or services) fail to build
+    runtime = FakeRuntime(**failure)  # type: ignore[arg-type]
 
     # When
     status, headers, body = call(event(body="to=1"), runtime)
 
-    # Then
+    # Then the contract's 500, with CORS, and never the problem itself
     assert_error(status, body, 500, "internal_error")
-    assert body["message"] == "Internal error."
-    assert "STATE_TABLE" not in json.dumps(body)
-    assert headers["Access-Control-Allow-Origin"] == "*"
-
-
-def test_a_configuration_error_while_building_services_answers_500_with_cors() -> None:
-    # Given Twilio credentials that are placeholders
-    runtime = FakeRuntime(services_failure=ConfigError("Twilio credentials are missing or placeholders"))
-
-    # When
-    status, headers, body = call(event(body="to=1"), runtime)
-
-    # Then
-    assert_error(status, body, 500, "internal_error")
-    assert "Twilio" not in json.dumps(body)
-    assert headers["Access-Control-Allow-Origin"] == "*"
-
-
-def test_settings_failing_with_a_plain_exception_still_answers_500() -> None:
-    # Given a container whose settings fail in an unexpected way
-    runtime = FakeRuntime(settings_failure=KeyError("STATE_TABLE"))
-
-    # When
-    status, headers, body = call(event(body="to=1"), runtime)
-
-    # Then
-    assert_error(status, body, 500, "internal_error")
+    assert problem not in json.dumps(body)
     assert headers["Access-Control-Allow-Origin"] == "*"
