@@ -1,4 +1,4 @@
-"""What every test suite shares: the sample values, a hand-moved clock and a WSGI app served on loopback.
+"""What every test suite shares: the sample values, a hand-moved clock, a WSGI app on loopback, the local stack.
 
 The values the dev stack and the bench use too live in devserver/samples.py; this module names them as the
 tests do (``TO`` is the sample customer) and adds the tests' own.
@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
@@ -30,6 +31,10 @@ from devserver.twilio_sandbox import iso as twilio_time
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
+    from devserver.stack import Stack
+
+REPO = Path(__file__).resolve().parents[1]
+
 __all__ = [
     "ACCOUNT_SID",
     "AUTH_TOKEN",
@@ -40,11 +45,13 @@ __all__ = [
     "MASKED",
     "OTHER_TASK",
     "PLUGIN_FORM",
+    "REPO",
     "SERVICE_SID",
     "TASK",
     "TO",
     "VISIBLE",
     "FakeClock",
+    "contract_stack",
     "free_port",
     "iso",
     "serving",
@@ -104,3 +111,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_one_stack = threading.Lock()  # one local stack at a time in a process: they share os.environ
+
+
+@contextmanager
+def contract_stack(**overrides: str) -> Iterator[tuple[Stack, dict[str, str], list[str]]]:
+    """The local dev stack on free loopback ports with CONTRACT_DEFAULTS and ``overrides``: (stack, env, what
+    it announced). Refuses to start a second one while one runs."""
+    from devserver.stack import start_stack
+
+    if not _one_stack.acquire(blocking=False):
+        raise RuntimeError("another local stack is running: use one class- or module-scoped stack at a time")
+    try:
+        env = {**CONTRACT_DEFAULTS, **overrides}
+        announcements: list[str] = []
+        stack = start_stack(REPO, api_port=0, sandbox_port=0, dynamodb_port=0, env=env, announce=announcements.append)
+        try:
+            yield stack, env, announcements
+        finally:
+            stack.stop()
+    finally:
+        _one_stack.release()

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,9 +26,9 @@ import pytest
 import requests
 from boto3.dynamodb.types import TypeDeserializer
 
-from devserver.stack import Stack, start_stack
+from devserver.stack import Stack
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import CONTRACT_DEFAULTS, FLEX_ORIGIN, PLUGIN_FORM
+from tests.support import FLEX_ORIGIN, PLUGIN_FORM, contract_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_ERROR = "System error."  # what the plugin shows for a network failure or a body that is not JSON
@@ -38,7 +37,6 @@ ALLOW_HEADERS = "Content-Type, X-Flex-Token"
 TIMEOUT = 15  # seconds, per HTTP request: a hung stack fails the test instead of the run
 
 
-_running = threading.Lock()  # one local stack at a time (they share os.environ)
 _numbers = itertools.count(1)
 
 
@@ -171,20 +169,10 @@ class LocalStack:
 
 @contextmanager
 def _local_stack(**overrides: str) -> Iterator[LocalStack]:
-    if not _running.acquire(blocking=False):
-        raise RuntimeError("another local stack is running: use one stack per class or module, one at a time")
-    try:
-        env = {**CONTRACT_DEFAULTS, **overrides}
-        announcements: list[str] = []
-        stack = start_stack(REPO, api_port=0, sandbox_port=0, dynamodb_port=0, env=env, announce=announcements.append)
-        try:
-            local = LocalStack(stack, env, announcements)
-            assert local.sandbox is not None
-            yield local
-        finally:
-            stack.stop()
-    finally:
-        _running.release()
+    with contract_stack(**overrides) as (stack, env, announcements):
+        local = LocalStack(stack, env, announcements)
+        assert local.sandbox is not None
+        yield local
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from devserver.stack import Stack, start_stack
+from devserver.stack import Stack
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import CONTRACT_DEFAULTS
+from tests.support import contract_stack
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = "fuzz-agent"
@@ -50,8 +49,6 @@ NONE_ENV = {
     "MAX_SENDS_PER_MINUTE": "3",
     "MAX_FAILED_CHECKS": "2",
 }
-
-_running = threading.Lock()  # one stack at a time (they share os.environ)
 
 
 @dataclass
@@ -81,21 +78,11 @@ class FuzzStack:
 
 @contextmanager
 def fuzz_stack(**overrides: str) -> Iterator[FuzzStack]:
-    if not _running.acquire(blocking=False):
-        raise RuntimeError("another fuzz stack is running: use one class-scoped stack at a time")
-    try:
-        env = {**CONTRACT_DEFAULTS, **overrides}
-        announcements: list[str] = []
-        stack = start_stack(REPO, api_port=0, sandbox_port=0, dynamodb_port=0, env=env, announce=announcements.append)
-        try:
-            local = FuzzStack(stack, env, None, announcements)
-            if env["AGENT_AUTH"] == "flex":
-                local.token = local.sandbox.issue_token(AGENT, ["agent"])
-            yield local
-        finally:
-            stack.stop()
-    finally:
-        _running.release()
+    with contract_stack(**overrides) as (stack, env, announcements):
+        local = FuzzStack(stack, env, None, announcements)
+        if env["AGENT_AUTH"] == "flex":
+            local.token = local.sandbox.issue_token(AGENT, ["agent"])
+        yield local
 
 
 @pytest.fixture(scope="class")
