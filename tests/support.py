@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from devserver.samples import (
     SANDBOX_AUTH_TOKEN,
     SANDBOX_SERVICE_SID,
 )
+from devserver.twilio_sandbox import TwilioSandbox
 from devserver.twilio_sandbox import iso as twilio_time
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ __all__ = [
     "TO",
     "VISIBLE",
     "FakeClock",
+    "RunningStack",
     "contract_stack",
     "free_port",
     "iso",
@@ -134,3 +137,21 @@ def contract_stack(**overrides: str) -> Iterator[tuple[Stack, dict[str, str], li
             stack.stop()
     finally:
         _one_stack.release()
+
+
+@dataclass
+class RunningStack:
+    """A local stack that contract_stack started, and the settings it runs with."""
+
+    stack: Stack
+    env: dict[str, str]
+    announcements: list[str]  # what the stack (mostly the sandbox: codes it "sends") would have printed
+
+    @property
+    def api(self) -> str:
+        return self.stack.api_url
+
+    @property
+    def sandbox(self) -> TwilioSandbox:
+        assert self.stack.sandbox is not None, "these tests run against the Twilio sandbox only"
+        return self.stack.sandbox

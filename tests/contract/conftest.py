@@ -26,9 +26,7 @@ import pytest
 import requests
 from boto3.dynamodb.types import TypeDeserializer
 
-from devserver.stack import Stack
-from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FLEX_ORIGIN, PLUGIN_FORM, contract_stack
+from tests.support import FLEX_ORIGIN, PLUGIN_FORM, RunningStack, contract_stack
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_ERROR = "System error."  # what the plugin shows for a network failure or a body that is not JSON
@@ -104,21 +102,8 @@ def read_as_plugin(response: requests.Response) -> AgentSees:
 
 
 @dataclass
-class LocalStack:
+class LocalStack(RunningStack):
     """A running dev stack and what tests do with it over HTTP."""
-
-    stack: Stack
-    env: dict[str, str]
-    announcements: list[str]  # what the stack (mostly the sandbox: codes it "sends") would have printed
-
-    @property
-    def api(self) -> str:
-        return self.stack.api_url
-
-    @property
-    def sandbox(self) -> TwilioSandbox:
-        assert self.stack.sandbox is not None, "the contract tests run against the Twilio sandbox only"
-        return self.stack.sandbox
 
     def plugin(self, token: str | None = None, origin: str | None = FLEX_ORIGIN) -> PluginClient:
         return PluginClient(self.api, token, origin)

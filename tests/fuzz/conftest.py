@@ -16,14 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from devserver.stack import Stack
-from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import contract_stack
+from tests.support import RunningStack, contract_stack
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = "fuzz-agent"
@@ -52,22 +50,10 @@ NONE_ENV = {
 
 
 @dataclass
-class FuzzStack:
+class FuzzStack(RunningStack):
     """A running dev stack: where to send requests, and the configuration it runs with."""
 
-    stack: Stack
-    env: dict[str, str]
-    token: str | None  # a valid Flex token for AGENT (AGENT_AUTH=flex only)
-    announcements: list[str] = field(default_factory=list)
-
-    @property
-    def api(self) -> str:
-        return self.stack.api_url
-
-    @property
-    def sandbox(self) -> TwilioSandbox:
-        assert self.stack.sandbox is not None, "the fuzz tests run against the Twilio sandbox only"
-        return self.stack.sandbox
+    token: str | None = None  # a valid Flex token for AGENT (AGENT_AUTH=flex only)
 
     @property
     def allowed_origins(self) -> list[str] | None:
@@ -79,7 +65,7 @@ class FuzzStack:
 @contextmanager
 def fuzz_stack(**overrides: str) -> Iterator[FuzzStack]:
     with contract_stack(**overrides) as (stack, env, announcements):
-        local = FuzzStack(stack, env, None, announcements)
+        local = FuzzStack(stack, env, announcements)
         if env["AGENT_AUTH"] == "flex":
             local.token = local.sandbox.issue_token(AGENT, ["agent"])
         yield local
