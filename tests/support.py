@@ -41,16 +41,20 @@ __all__ = [
     "ACCOUNT_SID",
     "AUTH_TOKEN",
     "CONTRACT_DEFAULTS",
+    "CORS",
     "EMAIL",
     "FLEX_ORIGIN",
     "ISO_Z",
     "MASKED",
+    "MAX_BODY",
     "OTHER_TASK",
     "PLUGIN_FORM",
     "REPO",
     "SERVICE_SID",
+    "START_MISSING",
     "TASK",
     "TO",
+    "VERIFY_DOCS",
     "VISIBLE",
     "FakeClock",
     "RunningStack",
@@ -65,6 +69,16 @@ MASKED = SAMPLE_CUSTOMER_MASKED  # TO as logs and audit events show it
 EMAIL = "jane@example.com"
 TASK = "WT0123456789abcdef0123456789abcdef"  # a Flex task SID
 OTHER_TASK = "WTfedcba9876543210fedcba9876543210"
+# What the unmodified Flex plugin shows or links to: the reference backend's exact text.
+START_MISSING = "Missing parameter; please provide a phone number or email."
+VERIFY_DOCS = "https://www.twilio.com/docs/verify/api/verification"
+MAX_BODY = 8 * 1024  # the core's limit on a request body, in bytes
+# The CORS headers of every answer under ALLOWED_ORIGINS=*.
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, X-Flex-Token",
+}
 # TO's record as customer-info serves it under the default CUSTOMER_FIELDS.
 VISIBLE = {
     "name": "Ada Lovelace",

@@ -12,16 +12,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import FLEX_ORIGIN, PLUGIN_FORM, TO
+from tests.support import FLEX_ORIGIN, PLUGIN_FORM, START_MISSING, TO, VERIFY_DOCS
 
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parents[2]
 OTHER_ORIGIN = "https://evil.example"
-START_MISSING = "Missing parameter; please provide a phone number or email."
 AUTH_REQUIRED = "Agent authentication required: send the agent's Flex token as 'Token'."
 UNAVAILABLE = "Service unavailable; try again in a moment."
-VERIFY_DOCS = "https://www.twilio.com/docs/verify/api/verification"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 CUSTOMER_FIELDS = ("name", "accountNumber", "tier", "email", "postcode")
 TIMEOUT = 15
