@@ -18,6 +18,12 @@ from tests.faults.conftest import (
 from tests.support import VISIBLE
 
 CUSTOMER_NAME = VISIBLE["name"]  # the seeded customer at TO
+# Every send cap at one: a send that then succeeds shows that a failed one before it holds none of them.
+ONE_SEND_EACH = {
+    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "1",
+    "MAX_SENDS_PER_AGENT_PER_HOUR": "1",
+    "MAX_SENDS_PER_MINUTE": "1",
+}
 FAILS_TO_LOCK = "2"  # MAX_FAILED_CHECKS where a test asks whether a check was counted as failed
 SHORT_TIMEOUT = "0.5"  # TWILIO_TIMEOUT_SECONDS for the timeout tests
 HANG_SECONDS = 5.0  # how long the sandbox hangs in "timeout" mode (the tests wake it sooner)
