@@ -27,11 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from devserver.events import rest_proxy_event
+from devserver.samples import BENCH_SETTINGS, PLUGIN_FORM
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "9"))
 WARM_CALLS = int(os.environ.get("BENCH_WARM_CALLS", "3000"))
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+FORM = PLUGIN_FORM
 
 BUDGETS = {  # DESIGN.md, "Performance budgets"
     "cold start_verify": 1.5,
@@ -54,18 +57,11 @@ def main() -> int:
 
     counts: Counter[str] = Counter()
     boto3.setup_default_session()
+    assert boto3.DEFAULT_SESSION is not None
     boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", lambda **_: counts.update(["dynamodb"]))
     _count_calls(counts)
     # Limits out of the way (the same numbers are sent to many times); the stack's own logs quiet.
-    settings = {
-        "AGENT_AUTH": "flex",
-        "SEND_COOLDOWN_SECONDS": "0",
-        "MAX_SENDS_PER_DESTINATION_PER_HOUR": "10000",
-        "MAX_SENDS_PER_AGENT_PER_HOUR": "10000",
-        "MAX_SENDS_PER_MINUTE": "10000",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
+    settings = BENCH_SETTINGS
     with (
         contextlib.redirect_stderr(io.StringIO()),
         start_stack(ROOT, api_port=0, sandbox_port=0, dynamodb_port=0, env=settings, announce=lambda _: None) as stack,
@@ -164,16 +160,8 @@ def _json(request: urllib.request.Request) -> dict[str, Any]:
 
 def _event(method: str, path: str, fields: dict[str, str]) -> dict[str, Any]:
     body = urllib.parse.urlencode(fields) if method == "POST" else None
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {"Content-Type": FORM},
-        "queryStringParameters": fields if method == "GET" else None,
-        "body": body,
-        "isBase64Encoded": False,
-        "requestContext": {"identity": {"sourceIp": "127.0.0.1"}, "requestId": "bench"},
-    }
+    query = fields if method == "GET" else None
+    return rest_proxy_event(method, path, headers={"Content-Type": FORM}, query=query, body=body, request_id="bench")
 
 
 _numbers = iter(range(10_000))
@@ -238,7 +226,7 @@ def _count_calls(counts: Counter[str]) -> None:
 
         return counted
 
-    TwilioHttpClient.request = counting("twilio", TwilioHttpClient.request)  # type: ignore[method-assign]
+    TwilioHttpClient.request = counting("twilio", TwilioHttpClient.request)
     urllib3.PoolManager.request = counting("iam", urllib3.PoolManager.request)  # type: ignore[method-assign]
 
 
@@ -294,7 +282,7 @@ def _warm_overhead() -> dict[str, tuple[float, float]]:
 
 
 def _print(rows: list[tuple[str, str, str, bool]]) -> None:
-    width = [max(len(row[i]) for row in rows) for i in range(3)]
+    width = [max(len(str(row[i])) for row in rows) for i in range(3)]
     print(f"\n{'figure'.ljust(width[0])}  {'measured'.ljust(width[1])}  {'budget'.ljust(width[2])}  ok")
     for name, measured, budget, ok in rows:
         print(f"{name.ljust(width[0])}  {measured.ljust(width[1])}  {budget.ljust(width[2])}  {'yes' if ok else 'NO'}")

@@ -40,12 +40,14 @@ from typing import Any
 
 import requests
 
+from devserver.samples import BENCH_SETTINGS, PLUGIN_FORM
+
 ROOT = Path(__file__).resolve().parents[1]
 FLOWS = int(os.environ.get("BENCH_LOAD_FLOWS", "300"))
 WORKERS = int(os.environ.get("BENCH_LOAD_WORKERS", "8"))
 TIME_CAP_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "45"))
 SEED = 20300327
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+FORM = PLUGIN_FORM
 HTTP_TIMEOUT = 15.0
 SAMPLE_CUSTOMERS = [c["phone"] for c in json.loads((ROOT / "devserver" / "sample_customers.json").read_text())]
 # The sandbox, like Twilio, allows 5 sends to one number in 10 minutes (60203 after that): a sample
@@ -54,25 +56,7 @@ FLOWS_PER_SAMPLE_CUSTOMER = 5
 ENDPOINTS = ("start-verify", "check-verify", "customer-info")
 
 # Everything the handlers read, pinned: the limits out of the way, Flex agents, never real Twilio.
-SETTINGS = {
-    "AGENT_AUTH": "flex",
-    "ALLOWED_ROLES": "agent,supervisor,admin",
-    "ALLOWED_ORIGINS": "*",
-    "ALLOWED_COUNTRIES": "",
-    "MAX_SENDS_PER_HOUR": "100000",
-    "MAX_SENDS_PER_DAY": "100000",
-    "SEND_COOLDOWN_SECONDS": "0",
-    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "100000",
-    "MAX_SENDS_PER_AGENT_PER_HOUR": "100000",
-    "MAX_SENDS_PER_MINUTE": "100000",
-    "MAX_FAILED_CHECKS": "100",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    # Empty Twilio credentials: the stack serves its sandbox even if a developer's .env holds real ones.
-    "ACCOUNT_SID": "",
-    "AUTH_TOKEN": "",
-    "VERIFY_SERVICE_SID": "",
-}
+SETTINGS = BENCH_SETTINGS
 
 
 @dataclass(frozen=True)

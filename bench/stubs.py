@@ -17,8 +17,11 @@ from callerauth.store import Approval, CheckStarted
 from callerauth.twilio_verify import Sent
 from callerauth.wiring import handler_for
 
+from devserver.events import rest_proxy_event
+from devserver.samples import PLUGIN_FORM, SAMPLE_CUSTOMER
+
 NOW = 1_800_000_000
-TO = "+12025550100"
+TO = SAMPLE_CUSTOMER
 TOKEN = "stub-token"
 
 
@@ -57,9 +60,9 @@ class StubContainer:
         self._settings = Settings(state_table="state", customers_table="customers")
         self._services = Services(
             self._settings,
-            StubStore(),
+            StubStore(),  # type: ignore[arg-type]  # duck-typed: what the actions call on a store
             StubVerify(),
-            StubAgents(),  # type: ignore[arg-type]
+            StubAgents(),
             Hasher(b"0123456789abcdef0123456789abcdef"),
             SourceGate(self._settings, Hasher(b"0123456789abcdef0123456789abcdef")),
             clock=lambda: NOW,
@@ -89,15 +92,7 @@ def stub_handlers() -> dict[str, tuple[Callable[[dict[str, Any], Any], dict[str,
     handlers = {}
     for endpoint, (path, method, action, body) in routes.items():
         handler = handler_for({path: {method: action}}, container)
-        event = {
-            "resource": path,
-            "path": path,
-            "httpMethod": method,
-            "body": body,
-            "isBase64Encoded": False,
-            "headers": {"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"},
-            "requestContext": {"identity": {"sourceIp": "127.0.0.1"}, "requestId": "bench"},
-        }
+        event = rest_proxy_event(method, path, headers={"Content-Type": PLUGIN_FORM}, body=body, request_id="bench")
         assert handler(event, None)["statusCode"] == 200
         handlers[endpoint] = (handler, event)
     return handlers

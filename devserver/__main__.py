@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from devserver.samples import SAMPLE_CUSTOMER as SAMPLE_NUMBER
 from devserver.stack import Stack, resolve_settings, start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_NUMBER = "+12025550100"
 FORM = "-H 'Content-Type: application/x-www-form-urlencoded;charset=UTF-8'"
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
+from devserver.events import rest_proxy_event
 from devserver.lambdas import ACCOUNT_ID, Handler, make_context
 from devserver.template import GatewayResponse, Route
 
@@ -197,50 +198,44 @@ class Gateway:
         body_text, is_base64 = _event_body(body)
         epoch_ms = int(call.started.timestamp() * 1000)
         resource_path = route.path
-        return {
-            "resource": resource_path,
-            "path": request.path,
-            "httpMethod": request.method,
-            "headers": headers or None,
-            "multiValueHeaders": multi_headers or None,
-            # API Gateway sends null, not {}, when there are none; for repeated keys the last value wins.
-            "queryStringParameters": {k: query.getlist(k)[-1] for k in query} or None,
-            "multiValueQueryStringParameters": {k: query.getlist(k) for k in query} or None,
-            "pathParameters": dict(path_parameters) or None,
-            "stageVariables": None,
-            "requestContext": {
+        return rest_proxy_event(
+            request.method,
+            request.path,
+            resource=resource_path,
+            headers=headers,
+            multi_headers=multi_headers,
+            query={k: query.getlist(k) for k in query},
+            path_parameters=path_parameters,
+            body=body_text,
+            is_base64=is_base64,
+            source_ip=client_ip,
+            request_id=call.request_id,
+            stage=self.stage,
+            context={
                 "resourceId": hashlib.sha1(resource_path.encode()).hexdigest()[:6],  # noqa: S324 - an id
-                "resourcePath": resource_path,
-                "httpMethod": request.method,
                 "extendedRequestId": call.extended_request_id,
                 "requestTime": _request_time(call.started),
-                "path": f"/{self.stage}{request.path}",
                 "accountId": ACCOUNT_ID,
                 "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-                "stage": self.stage,
                 "domainPrefix": request.host.split(".")[0].split(":")[0],
                 "requestTimeEpoch": epoch_ms,
-                "requestId": call.request_id,
-                "identity": {
-                    "cognitoIdentityPoolId": None,
-                    "accountId": None,
-                    "cognitoIdentityId": None,
-                    "caller": None,
-                    "sourceIp": client_ip,
-                    "principalOrgId": None,
-                    "accessKey": None,
-                    "cognitoAuthenticationType": None,
-                    "cognitoAuthenticationProvider": None,
-                    "userArn": None,
-                    "userAgent": request.headers.get("User-Agent"),
-                    "user": None,
-                },
                 "domainName": request.host,
                 "apiId": self.api_id,
             },
-            "body": body_text,
-            "isBase64Encoded": is_base64,
-        }
+            identity={
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": request.headers.get("User-Agent"),
+                "user": None,
+            },
+        )
 
     # ---------------------------------------------------------------------------------- the response
 

@@ -26,6 +26,7 @@ from devserver.demo import DemoPage
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
 from devserver.moto_guard import serialise_dynamodb
+from devserver.samples import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
 from devserver.template import (
     Route,
     Template,
@@ -49,10 +50,7 @@ SAMPLE_CUSTOMERS = Path(__file__).with_name("sample_customers.json")
 TWILIO_KEYS = ("ACCOUNT_SID", "AUTH_TOKEN", "VERIFY_SERVICE_SID")
 # Cloud-only settings: with them the core would ask Secrets Manager (real AWS, with moto's dummy keys).
 CLOUD_ONLY = ("TWILIO_SECRET_ARN", "HASH_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-# Fixed, obviously fake sandbox credentials: sandbox tokens stay valid across restarts.
-SANDBOX_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-SANDBOX_AUTH_TOKEN = "5a" * 16
-SANDBOX_SERVICE_SID = "VA" + "fedcba9876543210" * 2
+# Fixed, obviously fake sandbox credentials (devserver/samples.py): sandbox tokens stay valid across restarts.
 # The state-table key secret when HASH_SECRET is not set. Fixed, so that local tools (ops/audit.py) can
 # find a destination's items in a running dev stack; the dev stack's data is in memory and fake anyway.
 DEV_HASH_SECRET = "callerauth-dev-only-hash-secret-never-deployed"
@@ -241,7 +239,7 @@ class Stack:
         self.stop()
 
 
-def start_stack(
+def start_stack(  # noqa: PLR0913 - keyword-only options, each with a default
     root: Path,
     *,
     api_port: int = 3000,
@@ -285,7 +283,7 @@ def start_stack(
     return stack
 
 
-def _start(
+def _start(  # noqa: PLR0913 - start_stack's options, passed on as they came
     stack: Stack,
     root: Path,
     template: Template,

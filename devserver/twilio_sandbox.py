@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from callerauth.privacy import mask  # the core's: the sandbox shows numbers as the product does
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -51,16 +52,6 @@ VERIFICATION_SID = re.compile(r"^VE[0-9a-fA-F]{32}$")
 def iso(ts: float) -> str:
     """Seconds since the epoch as ISO-8601 UTC with a ``Z``, as Twilio writes dates."""
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def mask(to: str) -> str:
-    """``+12025550100`` → ``+1******0100``; ``jane@example.com`` → ``j***@example.com``."""
-    if "@" in to:
-        local, _, domain = to.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if len(to) <= 6:
-        return "*" * len(to)
-    return to[:2] + "*" * (len(to) - 6) + to[-4:]
 
 
 def _sid(prefix: str) -> str:

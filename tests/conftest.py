@@ -25,50 +25,37 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from moto import mock_aws
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from devserver.lambdas import load_handler, make_context
 from devserver.template import literal_global_env, load_template, table_specs
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FakeClock
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, FakeClock
 
 # Every response any test produces is checked against docs/openapi.yaml.
 pytest_plugins = ["tests.openapi_conformance"]
 
+# Hypothesis: the same examples on every run (derandomize: a failure found is a failure seen again), a
+# bounded number of them, no per-example deadline (moto and shared CI machines are slow now and then),
+# and no example database (nothing written to the worktree). `ci` (when CI is set) tries more examples;
+# HYPOTHESIS_PROFILE=<name> picks one by hand.
+for _name, _examples in (("ci", 300), ("dev", 100)):
+    hypothesis_settings.register_profile(
+        _name,
+        max_examples=_examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("start_verify", "check_verify", "customer_info")
-# Obviously fake credentials, shaped as the core demands (AC/VA + 32 hex).
-# Every setting of CONTRACT.md at its default, and empty Twilio credentials: a local stack started by a
-# test never inherits a setting from the shell or from .env, and always serves its Twilio sandbox.
-CONTRACT_DEFAULTS = {
-    "AGENT_AUTH": "flex",
-    "ALLOWED_ROLES": "agent,supervisor,admin",
-    "ALLOWED_ORIGINS": "*",
-    "APPROVAL_TTL_SECONDS": "1800",
-    "SEND_COOLDOWN_SECONDS": "30",
-    "MAX_SENDS_PER_DESTINATION_PER_HOUR": "5",
-    "MAX_SENDS_PER_AGENT_PER_HOUR": "30",
-    "MAX_SENDS_PER_MINUTE": "60",
-    "MAX_FAILED_CHECKS": "10",
-    "LOCKOUT_SECONDS": "900",
-    "MAX_SENDS_PER_HOUR": "1000",
-    "MAX_SENDS_PER_DAY": "10000",
-    "ALLOWED_COUNTRIES": "",
-    "ALLOWED_CHANNELS": "sms",
-    "ALLOWED_SOURCE_CIDRS": "",
-    "SUPERVISOR_ROLES": "supervisor,admin",
-    "MAX_REFUSALS_PER_SOURCE_PER_MINUTE": "30",
-    "AUDIT_RETENTION_DAYS": "90",
-    "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
-    "ACCOUNT_SID": "",
-    "AUTH_TOKEN": "",
-    "VERIFY_SERVICE_SID": "",
-}
-
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "5a" * 16
-SERVICE_SID = "VA" + "fedcba9876543210" * 2
 HASH_SECRET = "handler-tests-hash-secret-0123456789"
 TABLES = {"StateTable": "state", "CustomersTable": "customers"}
 # 2030-03-27T00:00:00Z: on an hour boundary, so a test's sends share one hourly and one minute window.

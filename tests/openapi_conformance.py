@@ -49,7 +49,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 REPO = Path(__file__).resolve().parents[1]
@@ -109,7 +109,7 @@ class Contract:
 
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.document = document
-        resource = Resource(contents=document, specification=DRAFT202012)
+        resource = DRAFT202012.create_resource(document)
         self._registry: Registry[Any] = Registry().with_resource(DOC_URI, resource)
         self._validators: dict[str, Draft202012Validator] = {}
         self.by_status = self._index_by_status()
@@ -238,8 +238,15 @@ class Contract:
 
     def conformance(self, response: Mapping[str, Any], pointer: str, answer: Mapping[str, Any]) -> list[str]:
         """Problems of an answer against one response object (at ``pointer``); empty when it conforms."""
-        problems: list[str] = []
         headers = _headers(answer)
+        problems = self._header_problems(response, pointer, headers)
+        vary = {token.strip().lower() for token in headers.get("vary", "").split(",")}
+        if "access-control-allow-origin" not in headers and "origin" not in vary:
+            problems.append("CORS: neither Access-Control-Allow-Origin nor Vary: Origin")
+        return [*problems, *self._body_problems(response, pointer, headers, answer)]
+
+    def _header_problems(self, response: Mapping[str, Any], pointer: str, headers: Mapping[str, str]) -> list[str]:
+        problems: list[str] = []
         for name, header in (response.get("headers") or {}).items():
             header, header_pointer = self.resolve(header, pointer + _pointer("headers", name))
             value = headers.get(name.lower())
@@ -254,28 +261,28 @@ class Contract:
             error = best_match(self.validator(header_pointer + "/schema").iter_errors(instance))
             if error is not None:
                 problems.append(_describe(error, f"header {name}"))
-        vary = {token.strip().lower() for token in headers.get("vary", "").split(",")}
-        if "access-control-allow-origin" not in headers and "origin" not in vary:
-            problems.append("CORS: neither Access-Control-Allow-Origin nor Vary: Origin")
+        return problems
 
+    def _body_problems(
+        self, response: Mapping[str, Any], pointer: str, headers: Mapping[str, str], answer: Mapping[str, Any]
+    ) -> list[str]:
         content = response.get("content") or {}
         try:
             text = _body_text(answer)
         except ValueError as exc:
-            return [*problems, str(exc)]
+            return [str(exc)]
         if not content:
-            if text:
-                problems.append(f"a body of {len(text)} chars where the document has none")
-            return problems
+            return [f"a body of {len(text)} chars where the document has none"] if text else []
         media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type not in content:
-            return [*problems, f"Content-Type {media_type or '(none)'!r} is not documented ({', '.join(content)})"]
+            return [f"Content-Type {media_type or '(none)'!r} is not documented ({', '.join(content)})"]
         if "json" not in media_type:
-            return problems
+            return []
         try:
             body = json.loads(text)
         except ValueError:
-            return [*problems, f"the body ({len(text)} chars) is not JSON"]
+            return [f"the body ({len(text)} chars) is not JSON"]
+        problems: list[str] = []
         schema_pointer = pointer + _pointer("content", media_type, "schema")
         error = best_match(self.validator(schema_pointer).iter_errors(body))
         if error is not None:
@@ -394,7 +401,7 @@ class _ServeWrapper(importlib.abc.MetaPathFinder):
             serve = getattr(module, "__dict__", {}).get("serve")
             original = getattr(serve, "__openapi_original__", None)
             if original is not None:
-                module.serve = original  # type: ignore[union-attr]
+                module.serve = original  # type: ignore[attr-defined]
 
     @staticmethod
     def wrap(module: ModuleType) -> None:
@@ -406,7 +413,7 @@ class _ServeWrapper(importlib.abc.MetaPathFinder):
         # Modules that took the function itself (`from callerauth.http import serve`) before we got here.
         for other in list(sys.modules.values()):
             if getattr(other, "__dict__", {}).get("serve") is original:
-                other.serve = checked  # type: ignore[union-attr]
+                other.serve = checked  # type: ignore[attr-defined]
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -430,7 +437,7 @@ class _WrappingLoader(importlib.abc.Loader):
         self._wrap = wrap
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)  # type: ignore[no-any-return]
+        return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)

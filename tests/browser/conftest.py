@@ -21,7 +21,7 @@ import pytest
 
 from devserver.stack import Stack, start_stack
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.conftest import CONTRACT_DEFAULTS
+from tests.support import CONTRACT_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,9 +16,9 @@ from werkzeug.test import Client
 from devserver.__main__ import banner
 from devserver.demo import DEMO_AGENT, DemoPage
 from devserver.twilio_sandbox import TwilioSandbox
+from tests.support import PLUGIN_FORM as FORM
 
 CUSTOMER = "+12025550100"  # the sample customer the page is prefilled with
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 SCREENSHOT = "/tmp/demo.png"
 
 

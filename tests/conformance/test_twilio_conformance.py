@@ -15,18 +15,14 @@ import pytest
 import requests
 from callerauth.twilio_verify import Credentials, Sent, TwilioVerify
 
-from tests.support import refused
+from tests.support import ACCOUNT_SID, EMAIL, SERVICE_SID, TO, refused
 
 if TYPE_CHECKING:
     from tests.conformance.conftest import Prism
 
 pytestmark = pytest.mark.prism
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "conformance-auth-token"
-SERVICE_SID = "VA" + "fedcba9876543210" * 2
-TO = "+12025550100"
-EMAIL = "jane@example.com"
 TIMEOUT = 10.0
 
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,20 +26,15 @@ import pytest
 import requests
 from boto3.dynamodb.types import TypeDeserializer
 
-from devserver.stack import Stack, start_stack
-from devserver.twilio_sandbox import TwilioSandbox
-from tests.conftest import CONTRACT_DEFAULTS
+from tests.support import FLEX_ORIGIN, PLUGIN_FORM, RunningStack, contract_stack
 
 REPO = Path(__file__).resolve().parents[2]
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
-FLEX_ORIGIN = "https://flex.twilio.com"
 SYSTEM_ERROR = "System error."  # what the plugin shows for a network failure or a body that is not JSON
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"
 TIMEOUT = 15  # seconds, per HTTP request: a hung stack fails the test instead of the run
 
 
-_running = threading.Lock()  # one local stack at a time (they share os.environ)
 _numbers = itertools.count(1)
 
 
@@ -108,21 +102,8 @@ def read_as_plugin(response: requests.Response) -> AgentSees:
 
 
 @dataclass
-class LocalStack:
+class LocalStack(RunningStack):
     """A running dev stack and what tests do with it over HTTP."""
-
-    stack: Stack
-    env: dict[str, str]
-    announcements: list[str]  # what the stack (mostly the sandbox: codes it "sends") would have printed
-
-    @property
-    def api(self) -> str:
-        return self.stack.api_url
-
-    @property
-    def sandbox(self) -> TwilioSandbox:
-        assert self.stack.sandbox is not None, "the contract tests run against the Twilio sandbox only"
-        return self.stack.sandbox
 
     def plugin(self, token: str | None = None, origin: str | None = FLEX_ORIGIN) -> PluginClient:
         return PluginClient(self.api, token, origin)
@@ -173,20 +154,10 @@ class LocalStack:
 
 @contextmanager
 def _local_stack(**overrides: str) -> Iterator[LocalStack]:
-    if not _running.acquire(blocking=False):
-        raise RuntimeError("another local stack is running: use one stack per class or module, one at a time")
-    try:
-        env = {**CONTRACT_DEFAULTS, **overrides}
-        announcements: list[str] = []
-        stack = start_stack(REPO, api_port=0, sandbox_port=0, dynamodb_port=0, env=env, announce=announcements.append)
-        try:
-            local = LocalStack(stack, env, announcements)
-            assert local.sandbox is not None
-            yield local
-        finally:
-            stack.stop()
-    finally:
-        _running.release()
+    with contract_stack(**overrides) as (stack, env, announcements):
+        local = LocalStack(stack, env, announcements)
+        assert local.sandbox is not None
+        yield local
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import MASKED, TO
+
 pytestmark = pytest.mark.stack
 
-TO = "+12025550100"  # the seeded sample customer
 DIGITS = "2025550100"
-MASKED = "+1******0100"
 BURST = 20
 AGENT_CAP = 3
 MINUTE_CAP = 4

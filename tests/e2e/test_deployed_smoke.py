@@ -11,9 +11,10 @@ import os
 import pytest
 import requests
 
+from tests.support import PLUGIN_FORM as FORM
+
 STACK = os.environ.get("AWS_SAM_STACK_NAME", "")
 pytestmark = pytest.mark.skipif(not STACK, reason="set AWS_SAM_STACK_NAME to smoke-test a deployed stack")
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 
 
 @pytest.fixture(scope="module")

@@ -34,11 +34,10 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import EndpointConnectionError
-from callerauth.privacy import Hasher
 
 from tests.handlers.conftest import Api, Audit, assert_error
+from tests.support import TO
 
-TO = "+12025550100"  # a seeded customer
 AGENT = "alice"
 HOOK_ID = "tests-faults-dynamodb"
 
@@ -64,10 +63,6 @@ class Desk:
 
     def code(self, to: str = TO) -> str:
         return self.api.code(to)
-
-    @property
-    def hash_secret(self) -> str:
-        return str(self.api.handlers.env["HASH_SECRET"])
 
 
 @pytest.fixture
@@ -113,11 +108,6 @@ class StateView:
     def items(self) -> list[dict[str, Any]]:
         return list(self.tables.scan(self.tables.state))
 
-    def state(self, to: str, secret: str) -> dict[str, Any]:
-        """The destination's ``STATE`` item ({} when there is none)."""
-        pk = "D#" + Hasher(secret.encode()).key(to)
-        return next((item for item in self.items() if item["pk"] == pk and item["sk"] == "STATE"), {})
-
     def counters(self) -> dict[str, int]:
         """Every send counter: ``destination|agent:<id>|deployment`` + its window → sends counted."""
 
@@ -133,11 +123,6 @@ class StateView:
     def sends_counted(self) -> set[int]:
         """The distinct values of all counters: {0} (or set()) when nothing is held, {1} after one send."""
         return set(self.counters().values())
-
-    def assert_no_reservation(self, to: str, secret: str) -> None:
-        state = self.state(to, secret)
-        assert "last_send" not in state and "reservation" not in state, state
-        assert self.sends_counted() <= {0}, self.counters()
 
 
 @pytest.fixture
@@ -202,6 +187,25 @@ def twilio(sandbox: Any, _sandbox_server: Any) -> Iterator[TwilioTraffic]:
     yield traffic
     sandbox.set_mode("normal")  # wakes whatever a "timeout" left hanging
     traffic.settle()
+
+
+# ------------------------------------------------------------------------------------------------ the rig
+
+
+@dataclass(frozen=True)
+class Rig:
+    """What nearly every fault test looks at: the agent's desk, the sandbox and its traffic, the state, the audit."""
+
+    desk: Callable[..., Desk]
+    sandbox: Any
+    twilio: TwilioTraffic
+    state: StateView
+    audit: Audit
+
+
+@pytest.fixture
+def rig(desk: Callable[..., Desk], sandbox: Any, twilio: TwilioTraffic, state: StateView, audit: Audit) -> Rig:
+    return Rig(desk, sandbox, twilio, state, audit)
 
 
 @pytest.fixture

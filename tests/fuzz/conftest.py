@@ -14,17 +14,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from devserver.stack import Stack, start_stack
-from devserver.twilio_sandbox import TwilioSandbox
-from tests.conftest import CONTRACT_DEFAULTS
+from tests.support import RunningStack, contract_stack
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = "fuzz-agent"
@@ -51,26 +48,12 @@ NONE_ENV = {
     "MAX_FAILED_CHECKS": "2",
 }
 
-_running = threading.Lock()  # one stack at a time (they share os.environ)
-
 
 @dataclass
-class FuzzStack:
+class FuzzStack(RunningStack):
     """A running dev stack: where to send requests, and the configuration it runs with."""
 
-    stack: Stack
-    env: dict[str, str]
-    token: str | None  # a valid Flex token for AGENT (AGENT_AUTH=flex only)
-    announcements: list[str] = field(default_factory=list)
-
-    @property
-    def api(self) -> str:
-        return self.stack.api_url
-
-    @property
-    def sandbox(self) -> TwilioSandbox:
-        assert self.stack.sandbox is not None, "the fuzz tests run against the Twilio sandbox only"
-        return self.stack.sandbox
+    token: str | None = None  # a valid Flex token for AGENT (AGENT_AUTH=flex only)
 
     @property
     def allowed_origins(self) -> list[str] | None:
@@ -81,21 +64,11 @@ class FuzzStack:
 
 @contextmanager
 def fuzz_stack(**overrides: str) -> Iterator[FuzzStack]:
-    if not _running.acquire(blocking=False):
-        raise RuntimeError("another fuzz stack is running: use one class-scoped stack at a time")
-    try:
-        env = {**CONTRACT_DEFAULTS, **overrides}
-        announcements: list[str] = []
-        stack = start_stack(REPO, api_port=0, sandbox_port=0, dynamodb_port=0, env=env, announce=announcements.append)
-        try:
-            local = FuzzStack(stack, env, None, announcements)
-            if env["AGENT_AUTH"] == "flex":
-                local.token = local.sandbox.issue_token(AGENT, ["agent"])
-            yield local
-        finally:
-            stack.stop()
-    finally:
-        _running.release()
+    with contract_stack(**overrides) as (stack, env, announcements):
+        local = FuzzStack(stack, env, announcements)
+        if env["AGENT_AUTH"] == "flex":
+            local.token = local.sandbox.issue_token(AGENT, ["agent"])
+        yield local
 
 
 @pytest.fixture(scope="class")

@@ -52,8 +52,9 @@ import pytest
 import schemathesis
 import yaml
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
+from requests.structures import CaseInsensitiveDict
 from schemathesis import Case, CheckContext, Response
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -66,13 +67,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.fuzz.conftest import LISTED_ORIGIN, REPO, FuzzStack
+from tests.support import TO as SAMPLE_CUSTOMER
 
 SPEC = REPO / "docs" / "openapi.yaml"
 SEED = 20300327
 MAX_EXAMPLES = 25  # per operation and configuration, fuzzing phase (the examples and coverage phases add theirs)
 API_GATEWAY_MAX_QUERY = 10240  # characters of a URL API Gateway (regional) accepts; longer ones never reach us
 TIMEOUT = 15  # seconds per request: a hung stack fails the test instead of the run
-SAMPLE_CUSTOMER = "+12025550100"
+
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"
@@ -109,9 +111,7 @@ class _Document:
 
     def __init__(self) -> None:
         self.raw: dict[str, Any] = yaml.safe_load(SPEC.read_text(encoding="utf-8"))
-        self.registry: Registry[Any] = Registry().with_resource(
-            self.URI, Resource(contents=self.raw, specification=DRAFT202012)
-        )
+        self.registry: Registry[Any] = Registry().with_resource(self.URI, DRAFT202012.create_resource(self.raw))
 
     def _node(self, pointer: str) -> Any:
         node: Any = self.raw
@@ -175,7 +175,7 @@ class Leniency:
 
     name: str
     path: str
-    body: dict[str, str]
+    body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -215,7 +215,9 @@ def _authenticate(case: Case, token: str | None) -> None:
     """
     if token is None or case.operation.schema.is_security_param_negated(case):
         return
-    case.headers = {**(case.headers or {}), "X-Flex-Token": token}
+    headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers or {})
+    headers["X-Flex-Token"] = token
+    case.headers = headers
     if case.meta is not None and case.meta.generation.mode.is_positive:
         for container in (case.body, case.query):
             if isinstance(container, dict) and "Token" in container:

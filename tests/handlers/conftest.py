@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
-TO = "+12025550100"  # a seeded customer
+from devserver.events import rest_proxy_event
+from tests.support import PLUGIN_FORM, TO
+
 SOURCE_IP = "203.0.113.10"
 
 
@@ -33,30 +34,18 @@ def rest_event(
         "X-Forwarded-For": source_ip,
         **(headers or {}),
     }
-    return {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": all_headers,
-        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": dict(query) if query else None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": path,
-            "httpMethod": method,
-            "stage": "Prod",
-            "path": f"/Prod{path}",
-            "requestId": "5c9f3e3a-0000-4000-8000-000000000000",
-            "accountId": "123456789012",
-            "apiId": "a1b2c3d4e5",
-            "protocol": "HTTP/1.1",
-            "identity": {"sourceIp": source_ip, "userAgent": "pytest"},
-        },
-        "body": body,
-        "isBase64Encoded": is_base64,
-    }
+    return rest_proxy_event(
+        method,
+        path,
+        headers=all_headers,
+        query=query,
+        body=body,
+        is_base64=is_base64,
+        source_ip=source_ip,
+        request_id="5c9f3e3a-0000-4000-8000-000000000000",
+        context={"accountId": "123456789012", "apiId": "a1b2c3d4e5", "protocol": "HTTP/1.1"},
+        identity={"userAgent": "pytest"},
+    )
 
 
 class Api:

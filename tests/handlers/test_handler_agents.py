@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-TO = "+12025550100"
-MASKED = "+1******0100"
+from tests.support import MASKED, OTHER_TASK, TASK, TO, VISIBLE, iso
+
 NO_RECORD = "+12025550199"  # fictional, not among the sample customers
-TASK = "WT0123456789abcdef0123456789abcdef"
-OTHER_TASK = "WTfedcba9876543210fedcba9876543210"
-VISIBLE = {
-    "name": "Ada Lovelace",
-    "accountNumber": "ACCT-100100",
-    "tier": "gold",
-    "email": "ada.lovelace@example.com",
-    "postcode": "94105",
-}
 
 
 @pytest.fixture
@@ -40,10 +30,6 @@ def token(sandbox: Any) -> Callable[..., str]:
         return str(sandbox.issue_token(identity, list(roles), ttl_seconds))
 
     return issue
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _is_audited(audit: Any, answer: Any, action: str, outcome: str, agent: str) -> None:
@@ -230,8 +216,8 @@ def test_the_approving_agent_gets_only_the_visible_fields(
     assert answer.status == 200, answer.body
     assert answer.body == {
         "success": True,
-        "verifiedAt": _iso(verified_at),
-        "verifiedUntil": _iso(verified_at + 1800),
+        "verifiedAt": iso(verified_at),
+        "verifiedUntil": iso(verified_at + 1800),
         "customer": VISIBLE,
     }
     _is_audited(audit, answer, "customer_info", "served", "alice")

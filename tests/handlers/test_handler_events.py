@@ -13,17 +13,12 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from devserver.events import REST_PROXY_KEYS
+from tests.support import ISO_Z, VISIBLE
+
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 TOKEN_PLACEHOLDER = "REPLACE_WITH_AGENT_FLEX_TOKEN"
-ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 SENT = {"success": True, "status": "pending", "channel": "sms", "resendAfter": 30}
-VISIBLE = {
-    "name": "Ada Lovelace",
-    "accountNumber": "ACCT-100100",
-    "tier": "gold",
-    "email": "ada.lovelace@example.com",
-    "postcode": "94105",
-}
 
 
 @dataclass(frozen=True)
@@ -105,20 +100,7 @@ def test_events_file_is_a_complete_rest_proxy_event(name: str) -> None:
     # Given an events file
     event = json.loads((EVENTS / name).read_text())
     # Then it has every key of `sam local generate-event apigateway aws-proxy`, consistently filled
-    assert {
-        "resource",
-        "path",
-        "httpMethod",
-        "headers",
-        "multiValueHeaders",
-        "queryStringParameters",
-        "multiValueQueryStringParameters",
-        "pathParameters",
-        "stageVariables",
-        "requestContext",
-        "body",
-        "isBase64Encoded",
-    } <= event.keys()
+    assert event.keys() >= REST_PROXY_KEYS
     assert event["requestContext"]["identity"]["sourceIp"]
     assert event["requestContext"]["requestId"]
     assert event["requestContext"]["httpMethod"] == event["httpMethod"]

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-TO = "+12025550100"
+from tests.support import TO
+
 NUMBERS = ("+12025550100", "+12025550101", "+12025550102", "+12025550103")
 UK = "+447400123456"  # a valid UK mobile number
 

@@ -11,8 +11,7 @@ import boto3
 import pytest
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID
-
-PLUGIN_FORM = "application/x-www-form-urlencoded;charset=UTF-8"
+from tests.support import PLUGIN_FORM
 
 
 def _secret(name: str, value: str) -> str:

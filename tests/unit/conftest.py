@@ -167,6 +167,11 @@ class Outcome:
     def code(self) -> str | None:
         return self.error.code if self.error else None
 
+    @property
+    def retry_after(self) -> int | None:
+        """The Retry-After the answer carries (429 and 503), in seconds."""
+        return self.error.retry_after if self.error else None
+
 
 @dataclass
 class World:
@@ -199,11 +204,14 @@ class World:
         fields: Mapping[str, str] | None = None,
         token: str | None = AGENT_A,
         services: Any = None,
+        count_audits: bool = True,
     ) -> Outcome:
-        """Run ``action``; count the audit items written under the request's destination."""
+        """Run ``action``; count the audit items written under the request's destination (unless told not to:
+        a test whose state table is gone)."""
         to = str((fields or {}).get("to", "")).strip()
         to = to.lower() if "@" in to else to
-        before = self.audit_count(to)
+        count = self.audit_count if count_audits else lambda _to: 0
+        before = count(to)
         request = self.request("/" + action.__name__.replace("_", "-"), fields, token)
         try:
             reply = action(request, services or self.services)
@@ -211,8 +219,8 @@ class World:
             error = errors.api_error(refusal)
             return Outcome(error.status, error.body(), error, self.audit_count(to) - before)
         except errors.ApiError as error:
-            return Outcome(error.status, error.body(), error, self.audit_count(to) - before)
-        return Outcome(reply.status, reply.body, None, self.audit_count(to) - before)
+            return Outcome(error.status, error.body(), error, count(to) - before)
+        return Outcome(reply.status, reply.body, None, count(to) - before)
 
     # -- looking at the tables --------------------------------------------------------------
 

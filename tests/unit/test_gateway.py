@@ -17,13 +17,14 @@ import pytest
 import requests
 from werkzeug.test import Client
 
+from devserver.events import REST_PROXY_KEYS
 from devserver.gateway import Gateway
 from devserver.lambdas import Handler
 from devserver.stack import DEV_HASH_SECRET, start_stack
 from devserver.template import GatewayResponse, Route, gateway_responses, load_template
+from tests.support import PLUGIN_FORM as FORM
 
 FIXTURE = Path(__file__).with_name("fixtures") / "sam_template.yaml"
-FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 ROUTES = [
     Route("/start-verify", "ANY", "StartVerifyFunction", "functions/start_verify/", "app.lambda_handler"),
     Route("/check-verify", "POST", "CheckVerifyFunction", "functions/check_verify/", "app.lambda_handler"),
@@ -75,20 +76,7 @@ def test_form_post_event_has_the_rest_v1_proxy_shape() -> None:
     )
     # Then the handler got the REST API proxy event, as API Gateway builds it
     event = handler.events[0]
-    assert set(event) == {
-        "resource",
-        "path",
-        "httpMethod",
-        "headers",
-        "multiValueHeaders",
-        "queryStringParameters",
-        "multiValueQueryStringParameters",
-        "pathParameters",
-        "stageVariables",
-        "requestContext",
-        "body",
-        "isBase64Encoded",
-    }
+    assert set(event) == REST_PROXY_KEYS  # what `sam local generate-event apigateway aws-proxy` has
     assert event["resource"] == event["path"] == "/start-verify"
     assert event["httpMethod"] == "POST"
     assert event["body"] == "to=%2B12025550100"

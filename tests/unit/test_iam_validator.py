@@ -14,14 +14,11 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FakeClock, free_port, refused, serving
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, FakeClock, free_port, refused, serving
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "sandbox-auth-token"
-SERVICE_SID = "VA" + "fedcba9876543210" * 2
 ALLOWED = frozenset({"agent", "supervisor", "admin"})
 TIMEOUT = 2.0
 IP = "203.0.113.7"

@@ -16,17 +16,12 @@ from callerauth.twilio_verify import TWILIO_WINDOW_SECONDS, Credentials, Sent, T
 from werkzeug.wrappers import Response
 
 from devserver.twilio_sandbox import TwilioSandbox
-from tests.support import FakeClock, free_port, refused, serving
+from tests.support import ACCOUNT_SID, AUTH_TOKEN, EMAIL, SERVICE_SID, TO, FakeClock, free_port, refused, serving
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "sandbox-auth-token"
-SERVICE_SID = "VA" + "fedcba9876543210" * 2
 RIGHT = Credentials(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID)
-TO = "+12025550100"
-EMAIL = "jane@example.com"
 TIMEOUT = 2.0
 DOCS = "https://www.twilio.com/docs/errors/"
 

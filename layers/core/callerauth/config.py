@@ -61,20 +61,6 @@ class Settings:
         agent_auth = text("AGENT_AUTH", "flex").lower()
         if agent_auth not in ("flex", "none"):
             raise ConfigError(f"AGENT_AUTH must be 'flex' or 'none', not {agent_auth!r}")
-        if env.get("ALLOWED_COUNTRY_CODES", "").strip():
-            raise ConfigError(
-                "ALLOWED_COUNTRY_CODES is gone: list ISO country codes in ALLOWED_COUNTRIES instead (e.g. US,CA)"
-            )
-        countries = listing("ALLOWED_COUNTRIES", "")
-        if bad := [code for code in countries if not re.fullmatch(r"[A-Za-z]{2}", code)]:
-            raise ConfigError(f"ALLOWED_COUNTRIES has entries that are not ISO 3166 alpha-2 codes: {bad}")
-        channels = listing("ALLOWED_CHANNELS", "sms")
-        if not channels or (bad := [c for c in channels if c not in CHANNELS]):
-            raise ConfigError(f"ALLOWED_CHANNELS must list some of {', '.join(CHANNELS)}, not {channels}")
-        try:
-            cidrs = tuple(ipaddress.ip_network(c, strict=False) for c in listing("ALLOWED_SOURCE_CIDRS", ""))
-        except ValueError as exc:
-            raise ConfigError(f"ALLOWED_SOURCE_CIDRS has an entry that is not a CIDR: {exc}") from None
         state_table, customers_table = env.get("STATE_TABLE", ""), env.get("CUSTOMERS_TABLE", "")
         if not state_table or not customers_table:
             raise ConfigError("STATE_TABLE and CUSTOMERS_TABLE must name the DynamoDB tables")
@@ -97,9 +83,9 @@ class Settings:
             max_sends_per_day=number("MAX_SENDS_PER_DAY", 10000, 1),
             max_failed_checks=number("MAX_FAILED_CHECKS", 10, 1),
             lockout_seconds=number("LOCKOUT_SECONDS", 900, 1),
-            allowed_countries=frozenset(code.upper() for code in countries),
-            allowed_channels=channels,
-            allowed_source_cidrs=cidrs,
+            allowed_countries=_countries(listing("ALLOWED_COUNTRIES", ""), env),
+            allowed_channels=_channels(listing("ALLOWED_CHANNELS", "sms")),
+            allowed_source_cidrs=_networks(listing("ALLOWED_SOURCE_CIDRS", "")),
             supervisor_roles=frozenset(listing("SUPERVISOR_ROLES", "supervisor,admin")),
             max_refusals_per_source_per_minute=number("MAX_REFUSALS_PER_SOURCE_PER_MINUTE", 30, 1),
             audit_retention_days=number("AUDIT_RETENTION_DAYS", 90, 1),
@@ -108,3 +94,24 @@ class Settings:
             twilio_verify_base_url=text("TWILIO_VERIFY_BASE_URL", "https://verify.twilio.com").rstrip("/"),
             twilio_iam_base_url=text("TWILIO_IAM_BASE_URL", "https://iam.twilio.com").rstrip("/"),
         )
+
+
+def _countries(codes: tuple[str, ...], env: Mapping[str, str]) -> frozenset[str]:
+    if env.get("ALLOWED_COUNTRY_CODES", "").strip():  # calling codes let +1 876 (Jamaica) pass as "+1"
+        raise ConfigError("ALLOWED_COUNTRY_CODES is gone: list ISO country codes in ALLOWED_COUNTRIES (e.g. US,CA)")
+    if bad := [code for code in codes if not re.fullmatch(r"[A-Za-z]{2}", code)]:
+        raise ConfigError(f"ALLOWED_COUNTRIES has entries that are not ISO 3166 alpha-2 codes: {bad}")
+    return frozenset(code.upper() for code in codes)
+
+
+def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:
+    if not channels or any(channel not in CHANNELS for channel in channels):
+        raise ConfigError(f"ALLOWED_CHANNELS must list some of {', '.join(CHANNELS)}, not {channels}")
+    return channels
+
+
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+    except ValueError as exc:
+        raise ConfigError(f"ALLOWED_SOURCE_CIDRS has an entry that is not a CIDR: {exc}") from None
