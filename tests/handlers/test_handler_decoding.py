@@ -80,7 +80,7 @@ def test_json_base64_and_form_bodies_are_all_read(
     json_body: bool, base64_body: bool, content_type: str, api: Callable[..., Any], sandbox: Any
 ) -> None:
     # Given the handlers
-    client = api(AGENT_AUTH="none")
+    client = api(AGENT_AUTH="none", ALLOWED_CHANNELS="sms,call")
     fields = {"to": TO, "channel": "call", "locale": "pt-BR"}
 
     # When a client posts the same fields in another encoding
@@ -208,7 +208,7 @@ def test_an_invalid_field_is_named_never_echoed_and_refused_before_any_call(
     audit: Any,
 ) -> None:
     # Given the handlers / When a field fails validation
-    answer = api(AGENT_AUTH="none").post(path, fields)
+    answer = api(AGENT_AUTH="none", ALLOWED_CHANNELS="sms,email").post(path, fields)
 
     # Then 400 invalid_parameter naming the field, without the submitted value anywhere in the body
     error = assert_error(answer, 400, "invalid_parameter")

@@ -71,12 +71,14 @@ def test_sends_to_one_number_are_capped_per_hour(
     third = client.start()
     other = client.start(NUMBERS[1])
 
-    # Then only that number is capped, until the hour ends
+    # Then only that number is capped, until no hour-long span would hold three: the end of the next hour
     assert_error(third, 429, "rate_limited")
     assert "this number" in third.body["message"]
-    assert third.headers["Retry-After"] == "3600"  # the clock starts on an hour boundary
+    assert third.headers["Retry-After"] == "7200"  # the clock starts on an hour boundary
     assert other.status == 200
     assert _outcome(audit, third) == ("start", "rate_limited")
+    clock.advance(3600)
+    assert client.start().status == 429
     clock.advance(3600)
     assert client.start().status == 200
 
@@ -119,11 +121,14 @@ def test_the_deployment_breaker_caps_sends_per_minute_across_agents_and_numbers(
     clock.advance(60)
     resumed = client.start(NUMBERS[2], Token=agents["carol"])
 
-    # Then the first is refused until the minute ends, the second goes out
+    # Then the first is refused until no minute-long span would hold three (the end of the next minute)
     assert_error(paused, 429, "rate_limited")
     assert "across the contact centre" in paused.body["message"]
-    assert paused.headers["Retry-After"] == "60"
+    assert paused.headers["Retry-After"] == "120"
     assert _outcome(audit, paused) == ("start", "rate_limited")
+    assert resumed.status == 429
+    clock.advance(60)
+    resumed = client.start(NUMBERS[2], Token=agents["carol"])
     assert resumed.status == 200, resumed.body
     assert [m["to"] for m in sandbox.outbox] == [NUMBERS[0], NUMBERS[1], NUMBERS[2]]
 
@@ -231,13 +236,13 @@ def test_twilio_max_check_attempts_is_too_many_attempts(
     assert _outcome(audit, answer) == ("check", "too_many_attempts")
 
 
-def test_a_check_twilio_could_not_judge_is_not_a_failed_check(
+def test_a_check_twilio_refused_to_judge_is_not_a_failed_check(
     api: Callable[..., Any], sandbox: Any, assert_error: Callable[..., Any]
 ) -> None:
-    # Given 2 failed checks lock a number, a code was sent, and Twilio fails the next request
+    # Given 2 failed checks lock a number, a code was sent, and Twilio refuses the next request (too busy)
     client = api(AGENT_AUTH="none", MAX_FAILED_CHECKS="2")
     assert client.start().status == 200
-    sandbox.fail_next(503)
+    sandbox.fail_next(429, 20429)
     assert_error(client.check(code=client.wrong_code()), 503, "upstream_unavailable")
 
     # When a wrong code is checked
@@ -247,14 +252,28 @@ def test_a_check_twilio_could_not_judge_is_not_a_failed_check(
     assert_error(answer, 401, "incorrect_code")
 
 
+def test_a_check_whose_outcome_is_unknown_counts_as_failed(
+    api: Callable[..., Any], sandbox: Any, assert_error: Callable[..., Any]
+) -> None:
+    # Given 2 failed checks lock a number, a code was sent, and Twilio fails the next check with a 503
+    client = api(AGENT_AUTH="none", MAX_FAILED_CHECKS="2")
+    assert client.start().status == 200
+    sandbox.fail_next(503)
+    assert_error(client.check(code=client.wrong_code()), 503, "upstream_unavailable")
+
+    # When a wrong code is checked
+    answer = client.check(code=client.wrong_code())
+
+    # Then the unknown one counted: this is the second failure, and the number is locked
+    assert_error(answer, 429, "too_many_attempts")
+
+
 # ------------------------------------------------------------------------------------- Twilio failures
 
 
 @pytest.mark.parametrize(
     ("twilio_status", "twilio_code", "status", "code"),
     [
-        pytest.param(500, None, 503, "upstream_unavailable", id="twilio-500"),
-        pytest.param(503, 20503, 503, "upstream_unavailable", id="twilio-503"),
         pytest.param(429, 20429, 503, "upstream_unavailable", id="twilio-20429"),
         pytest.param(429, 60203, 429, "max_send_attempts", id="max-send-attempts"),
         pytest.param(400, 60605, 403, "destination_blocked", id="geo-permissions"),
@@ -265,7 +284,7 @@ def test_a_check_twilio_could_not_judge_is_not_a_failed_check(
         pytest.param(400, 12345, 502, "upstream_error", id="unexpected"),
     ],
 )
-def test_a_failed_send_releases_its_reservation_and_is_audited(
+def test_a_refused_send_releases_its_reservation_and_is_audited(
     twilio_status: int,
     twilio_code: int | None,
     status: int,
@@ -302,6 +321,22 @@ def test_a_failed_send_releases_its_reservation_and_is_audited(
     assert _outcome(audit, failed) == ("start", code)
 
 
+@pytest.mark.parametrize(("twilio_status", "twilio_code"), [(500, None), (503, 20503)], ids=["500", "503"])
+def test_a_send_whose_outcome_is_unknown_keeps_its_reservation(
+    twilio_status: int, twilio_code: int | None, api: Callable[..., Any], sandbox: Any, assert_error: Callable[..., Any]
+) -> None:
+    # Given Twilio failing a send without saying whether it went out
+    client = api(AGENT_AUTH="none")
+    sandbox.fail_next(twilio_status, twilio_code)
+
+    # When a code is asked for, then asked for again at once
+    failed, retried = client.start(), client.start()
+
+    # Then the outage is reported, and the retry is held back by the cooldown: the first may have been sent
+    assert_error(failed, 503, "upstream_unavailable")
+    assert_error(retried, 429, "rate_limited")
+
+
 def test_an_unreadable_twilio_answer_is_upstream_error(
     api: Callable[..., Any], sandbox: Any, assert_error: Callable[..., Any], audit: Any
 ) -> None:
@@ -312,11 +347,11 @@ def test_an_unreadable_twilio_answer_is_upstream_error(
     # When a code is asked for
     answer = client.start()
 
-    # Then 502 upstream_error, audited, and the send can be retried once Twilio recovers
+    # Then 502 upstream_error, audited; Twilio may have sent it, so the cooldown stands
     assert_error(answer, 502, "upstream_error")
     assert _outcome(audit, answer) == ("start", "upstream_error")
     sandbox.set_mode("normal")
-    assert client.start().status == 200
+    assert client.start().status == 429
 
 
 # ------------------------------------------------------------------------------------ DynamoDB failures
