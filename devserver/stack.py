@@ -156,8 +156,11 @@ def _free_port(port: int) -> int:
     """``port`` itself if it can be bound (else OSError now), or a free one for 0.
 
     ThreadedMotoServer binds in its own thread and would wait forever if that failed, so check first.
+    The probe binds the way the servers do (werkzeug's servers set SO_REUSEADDR): connections of a stack
+    that just stopped linger in TIME-WAIT for a minute, and only a listener still there means "in use".
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((HOST, port))
         return int(probe.getsockname()[1])
 
@@ -244,9 +247,9 @@ class Stack:
 def start_stack(
     root: Path,
     *,
-    api_port: int = 3000,
-    sandbox_port: int = 3001,
-    dynamodb_port: int = 3002,
+    api_port: int = 3030,
+    sandbox_port: int = 3031,
+    dynamodb_port: int = 3032,
     env: Mapping[str, str] | None = None,
     announce: Announce = print,
     customers_file: Path = SAMPLE_CUSTOMERS,
