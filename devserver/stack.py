@@ -391,6 +391,8 @@ def _start(
 
     # (g) The demo agent page, on another origin than the API's: the browser's CORS checks are real.
     if demo_port is not None:
-        server, thread = _serve(DemoPage(stack.api_url, stack.sandbox), demo_port, "demo-page")
+        agent_auth = (os.environ.get("AGENT_AUTH") or "flex").strip().lower() or "flex"  # as the handlers read it
+        demo = DemoPage(stack.api_url, stack.sandbox, agent_auth=agent_auth, outbox_url=stack.outbox_url)
+        server, thread = _serve(demo, demo_port, "demo-page")
         stack._servers.append((server, thread))
         stack.demo_url = f"http://{HOST}:{server.server_port}"
