@@ -64,8 +64,8 @@ deploy: build
 bench: $(VENV)/.installed-test
 	$(PY) -m bench
 
-audit: $(VENV)/.installed-dev  ## make audit TO=+12025550100: one number's audit trail (the running dev stack's)
-	PYTHONPATH=layers/core:. $(PY) -m ops.audit "$(TO)"
+audit: $(VENV)/.installed-dev  ## make audit TO=+12025550100 [STACK=name]: one number's audit trail (default: make dev's)
+	PYTHONPATH=layers/core:. $(PY) -m ops.audit "$(TO)" $(if $(STACK),--stack "$(STACK)")
 
 clean:
 	rm -rf $(VENV) node_modules .aws-sam .cache .dev
