@@ -1,10 +1,14 @@
 """``python -m devserver`` (what ``make dev`` runs): the local stack until Ctrl-C or SIGTERM.
 
-Stopping: the first SIGINT or SIGTERM stops the stack within a few seconds, whatever it is doing. The
-signal handler takes no lock (it only sets a flag, or, while the stack is still starting, raises), because
-a handler runs on the main thread between two bytecodes: one that calls ``threading.Event.set()`` can land
-while that same thread holds the event's lock inside ``Event.wait()`` and wait for itself for ever. A
-watchdog ends the process if the orderly stop has not finished in ``STOP_SECONDS``.
+Stopping: the first SIGINT or SIGTERM stops the stack within a few seconds, whatever it is doing.
+
+- While the stack is starting, the handler raises: the main thread may be blocked in a wait with no
+  timeout (moto's ``ThreadedMotoServer.start()`` waits for its server thread, for ever if that thread
+  failed to bind), and a handler that only set a flag would leave it there, the signal in effect ignored.
+- Once it serves, the handler only sets a flag that the main loop polls with ``time.sleep``: it takes no
+  lock, since a handler runs on the main thread, possibly while that thread already holds the lock it
+  would take (``threading.Event.set()`` from a handler interrupting ``Event.wait()``).
+- A watchdog ends the process if the orderly stop has not finished in ``STOP_SECONDS``.
 """
 
 from __future__ import annotations
