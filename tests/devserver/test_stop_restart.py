@@ -188,3 +188,54 @@ def _handlers_set(pid: int) -> bool:
         if line.startswith("SigCgt:"):
             return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
     return False
+
+
+# moto's server thread failing to bind (as werkzeug does: it prints and exits the thread), so that
+# ThreadedMotoServer.start() waits for it for ever; then the dev server as `python -m devserver` runs it.
+_BIND_FAILS = """
+import runpy, sys
+from moto.moto_server import threaded_moto_server
+
+def _fails(self):
+    print("moto: cannot bind (simulated)", flush=True)
+    sys.exit(1)
+
+threaded_moto_server.ThreadedMotoServer._server_entry = _fails
+runpy.run_module("devserver", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_sigterm_stops_it_while_moto_waits_for_ever_to_start(tmp_path: Path) -> None:
+    # Given the dev server stuck in moto's start (its server thread died; start() waits with no timeout)
+    ports = dict(zip(NAMES, _free_ports(len(NAMES)), strict=True))
+    env = {
+        **os.environ,
+        **CONTRACT_DEFAULTS,
+        **{name: str(port) for name, port in ports.items()},
+        "CALLERAUTH_DEV_STATE": str(tmp_path / "stack.json"),
+    }
+    log = tmp_path / "stuck.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed code
+            [sys.executable, "-c", _BIND_FAILS], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while "cannot bind (simulated)" not in log.read_text(errors="replace"):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert process.poll() is None  # stuck, as moto is
+
+        # When it gets SIGTERM
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+
+        # Then it exits within seconds all the same
+        process.wait(STOP_SECONDS)
+        assert time.monotonic() - started < STOP_SECONDS
+        assert "stopped while starting" in log.read_text(errors="replace")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
