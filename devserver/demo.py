@@ -2,9 +2,10 @@
 
 The stack serves it on an origin of its own, so that the browser treats the API as a cross-origin service,
 exactly as it does for the Flex plugin: every call is a CORS request, and the ``X-Flex-Token`` header makes
-the browser send a preflight first. ``config.json`` tells the page where the API is and, with the Twilio
-sandbox, gives it a fresh token for the agent ``dev-agent`` on every load (so the page never holds an
-expired one). The page's own query string (``?api=...&token=...``) overrides both.
+the browser send a preflight first. ``config.json`` tells the page where the API is, the stack's
+``AGENT_AUTH`` mode (so that what the page says about the agent is true), and, with the Twilio sandbox, where
+its outbox is and a fresh token for the agent ``dev-agent`` on every load (so the page never holds an
+expired one). The page's own query string (``?api=...&token=...``) overrides the address and the token.
 """
 
 from __future__ import annotations
@@ -35,16 +36,25 @@ class DemoPage:
     """WSGI app: ``GET /`` (or ``/index.html``) the page, ``GET /config.json`` its settings."""
 
     def __init__(
-        self, api_url: str, sandbox: TwilioSandbox | None = None, *, agent: str = DEMO_AGENT, page: Path = PAGE
+        self,
+        api_url: str,
+        sandbox: TwilioSandbox | None = None,
+        *,
+        agent: str = DEMO_AGENT,
+        page: Path = PAGE,
+        agent_auth: str = "flex",
+        outbox_url: str | None = None,
     ) -> None:
         self.api_url, self.sandbox, self.agent, self.page = api_url, sandbox, agent, page
+        self.agent_auth, self.outbox_url = agent_auth, outbox_url
 
     def config(self) -> dict[str, Any]:
-        """``{"apiUrl", "token", "agent"}``; without the sandbox there is no token to give (``""``)."""
+        """``{"apiUrl", "token", "agent", "agentAuth", "outboxUrl"}``; without the sandbox, no token (``""``)."""
+        mode = {"agentAuth": self.agent_auth, "outboxUrl": self.outbox_url or ""}
         if self.sandbox is None:
-            return {"apiUrl": self.api_url, "token": "", "agent": ""}
+            return {"apiUrl": self.api_url, "token": "", "agent": "", **mode}
         token = self.sandbox.issue_token(self.agent, ["agent"])
-        return {"apiUrl": self.api_url, "token": token, "agent": self.agent}
+        return {"apiUrl": self.api_url, "token": token, "agent": self.agent, **mode}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self.respond(Request(environ))(environ, start_response)

@@ -154,8 +154,11 @@ def _free_port(port: int) -> int:
     """``port`` itself if it can be bound (else OSError now), or a free one for 0.
 
     ThreadedMotoServer binds in its own thread and would wait forever if that failed, so check first.
+    The probe binds the way the servers do (werkzeug's servers set SO_REUSEADDR): connections of a stack
+    that just stopped linger in TIME-WAIT for a minute, and only a listener still there means "in use".
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((HOST, port))
         return int(probe.getsockname()[1])
 
@@ -242,9 +245,9 @@ class Stack:
 def start_stack(  # noqa: PLR0913 - keyword-only options, each with a default
     root: Path,
     *,
-    api_port: int = 3000,
-    sandbox_port: int = 3001,
-    dynamodb_port: int = 3002,
+    api_port: int = 3030,
+    sandbox_port: int = 3031,
+    dynamodb_port: int = 3032,
     env: Mapping[str, str] | None = None,
     announce: Announce = print,
     customers_file: Path = SAMPLE_CUSTOMERS,
@@ -386,6 +389,8 @@ def _start(  # noqa: PLR0913 - start_stack's options, passed on as they came
 
     # (g) The demo agent page, on another origin than the API's: the browser's CORS checks are real.
     if demo_port is not None:
-        server, thread = _serve(DemoPage(stack.api_url, stack.sandbox), demo_port, "demo-page")
+        agent_auth = (os.environ.get("AGENT_AUTH") or "flex").strip().lower() or "flex"  # as the handlers read it
+        demo = DemoPage(stack.api_url, stack.sandbox, agent_auth=agent_auth, outbox_url=stack.outbox_url)
+        server, thread = _serve(demo, demo_port, "demo-page")
         stack._servers.append((server, thread))
         stack.demo_url = f"http://{HOST}:{server.server_port}"

@@ -5,6 +5,8 @@ Deployed (reads the stack's outputs with your AWS credentials):
                                   python -m ops.audit +12025550100 --stack callerauth
 The trail is keyed by an HMAC of the number, so the hashing secret is needed to find it: from the
 stack's HashSecret in Secrets Manager, or locally from HASH_SECRET (environment, then .env).
+Locally the DynamoDB address is the running stack's (``.dev/stack.json``, which ``make dev`` writes, so the
+ports it was given are the ones read here); without a running stack, DYNAMODB_PORT (environment, .env, 3032).
 """
 
 from __future__ import annotations
@@ -45,11 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         client = boto3.client("dynamodb")
     else:
         env = {**_dotenv(ROOT / ".env"), **os.environ}
-        table = env.get("STATE_TABLE", "callerauth-state")
+        running = running_stack()
+        table = env.get("STATE_TABLE") or running.get("tables", {}).get("StateTable") or "callerauth-state"
         secret = env.get("HASH_SECRET", "")
+        endpoint = running.get("dynamodb_url") or f"http://127.0.0.1:{env.get('DYNAMODB_PORT') or '3032'}"
+        if "DYNAMODB_PORT" in os.environ:  # said on this command line: that one
+            endpoint = f"http://127.0.0.1:{os.environ['DYNAMODB_PORT']}"
         client = boto3.client(
             "dynamodb",
-            endpoint_url=f"http://127.0.0.1:{env.get('DYNAMODB_PORT', '3002')}",
+            endpoint_url=endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - moto's placeholder, not a secret
@@ -81,6 +87,17 @@ def _line(event: dict[str, Any]) -> str:
         f"{event['at']}  {event['action']:<13} {event['outcome']:<22} {event['to']}  "
         f"agent={event['agent']}  request={event['request_id']} {extras}".rstrip()
     )
+
+
+def running_stack(path: Path | None = None) -> dict[str, Any]:
+    """The addresses a running ``make dev`` wrote (``.dev/stack.json``), if its process is still there."""
+    path = path or Path(os.environ.get("CALLERAUTH_DEV_STATE") or ROOT / ".dev" / "stack.json")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:

@@ -64,7 +64,7 @@ class DemoStack:
 
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must install it (apt-get install -y chromium; pip install -r requirements-dev.txt)")
+        pytest.fail(f"{reason}; CI must install it (apt-get install -y chromium; pip install -r requirements-test.txt)")
     pytest.skip(reason)
 
 
@@ -96,7 +96,7 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("Playwright is not installed (pip install -r requirements-dev.txt)")
+        _unavailable("Playwright is not installed (pip install -r requirements-test.txt)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
         try:

@@ -153,7 +153,8 @@ def test_each_call_is_a_cors_request_preflighted_because_of_x_flex_token(
     assert headers["content-type"] == FORM
     assert headers["x-flex-token"] == token
     assert headers["origin"] == demo_stack.demo_url
-    assert posts[0].post_data == f"to={quote(to, safe='')}"
+    task = page.get_by_label("Task SID").input_value()
+    assert posts[0].post_data == f"to={quote(to, safe='')}&taskSid={task}"
 
     # And the GET of /customer-info is preflighted too (and refused: nothing was verified)
     since = len(demo_stack.gateway_log)
@@ -200,7 +201,13 @@ def test_config_json_gives_the_api_and_a_fresh_dev_agent_token_with_the_sandbox(
 def test_config_json_has_no_token_without_the_sandbox() -> None:
     response = Client(DemoPage("https://api.example.test/Prod")).get("/config.json")
 
-    assert json.loads(response.get_data()) == {"apiUrl": "https://api.example.test/Prod", "token": "", "agent": ""}
+    assert json.loads(response.get_data()) == {
+        "apiUrl": "https://api.example.test/Prod",
+        "token": "",
+        "agent": "",
+        "agentAuth": "flex",
+        "outboxUrl": "",
+    }
 
 
 def test_the_page_and_nothing_else() -> None:

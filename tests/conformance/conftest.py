@@ -1,7 +1,9 @@
 """Prism, serving Twilio's published Verify v2 OpenAPI description as a schema-validating mock.
 
-The spec is read in place from ``../shared/twilio-oai/`` beside the repository (``TWILIO_OAI_SPEC`` overrides
-it); Prism is the project's own ``node_modules/.bin/prism`` (``make test`` installs it with ``npm ci``).
+The spec comes from the pinned npm package ``@twilio-alpha/mcp`` (``tools/twilio_oai.py``, which ``make test``
+runs as ``make twilio-oai``, and this fixture runs too when the files are missing), extracted to
+``.cache/twilio-oai/`` inside the repository (``TWILIO_OAI_SPEC`` overrides it); Prism is the project's own
+``node_modules/.bin/prism`` (``make test`` installs it with ``npm ci``).
 Neither missing is a reason to skip: CI must run these tests. ``CALLERAUTH_SKIP_PRISM=1`` is the only way out.
 """
 
@@ -18,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tools import twilio_oai
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SPEC = REPO_ROOT / ".." / "shared" / "twilio-oai" / "twilio_verify_v2.json"
+DEFAULT_SPEC = twilio_oai.SPEC_DIR / "twilio_verify_v2.json"
 PRISM_BIN = REPO_ROOT / "node_modules" / ".bin" / "prism"
 STARTUP_SECONDS = 30.0
 
@@ -69,11 +73,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
     if os.environ.get("CALLERAUTH_SKIP_PRISM") == "1":
         pytest.skip("CALLERAUTH_SKIP_PRISM=1: Twilio conformance tests not run")
+    if not os.environ.get("TWILIO_OAI_SPEC"):
+        try:
+            twilio_oai.ensure()
+        except twilio_oai.Unavailable as exc:
+            pytest.fail(f"Twilio's OpenAPI descriptions: {exc}", pytrace=False)
     spec = spec_path()
     if not spec.is_file():
         pytest.fail(
-            f"Twilio's OpenAPI description is missing: {spec} (expected ../shared/twilio-oai/twilio_verify_v2.json "
-            "beside the repository, or TWILIO_OAI_SPEC=<path>); set CALLERAUTH_SKIP_PRISM=1 to skip deliberately.",
+            f"Twilio's OpenAPI description is missing: {spec} (run `make twilio-oai`, "
+            "or set TWILIO_OAI_SPEC=<path>); set CALLERAUTH_SKIP_PRISM=1 to skip deliberately.",
             pytrace=False,
         )
     if not PRISM_BIN.exists():
