@@ -286,7 +286,7 @@ def start_stack(  # noqa: PLR0913 - keyword-only options, each with a default
     return stack
 
 
-def _start(  # noqa: PLR0913 - start_stack's options, passed on as they came
+def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they came; one start, in order
     stack: Stack,
     root: Path,
     template: Template,
