@@ -168,7 +168,7 @@ _numbers = iter(range(10_000))
 
 
 def _number() -> str:
-    return f"+1555900{next(_numbers):04d}"
+    return f"+1312555{next(_numbers):04d}"
 
 
 def _cold_events(api: Api, token: str) -> list[tuple[str, Callable[[], dict[str, Any]]]]:

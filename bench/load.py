@@ -163,7 +163,7 @@ def plan(flows: int, workers: int) -> list[list[Flow]]:
     ][:flows]
     unknown = [
         Flow(
-            f"+1555{7_000_000 + i:07d}",
+            f"+1312555{1000 + i:04d}",
             known=False,
             resend=rng.random() < 0.15,
             misread=rng.random() < 0.1,
@@ -206,7 +206,7 @@ def main() -> int:
 
         # Warm-up (cold starts of the three functions), not measured: one unknown caller.
         warm = Agent(stack.api_url, stack.outbox_url, _token(stack.sandbox_url or "", "warm-up"), warm_up)
-        warm.run(Flow("+15556999999", known=False))
+        warm.run(Flow("+13125559999", known=False))
 
         lanes = plan(FLOWS, WORKERS)
         deadline = time.monotonic() + TIME_CAP_SECONDS

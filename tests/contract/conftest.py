@@ -171,10 +171,10 @@ def local_stack() -> Callable[..., Any]:
 
 @pytest.fixture(scope="session")
 def fresh_number() -> Callable[[], str]:
-    """A new +1 555 777 NNNN number per call: no seeded customer, never the sample customer's digits."""
+    """A new +1 202 555 7NNN number per call: no seeded customer, never the sample customer's digits."""
 
     def make() -> str:
-        return f"+1555777{next(_numbers):04d}"
+        return f"+1202555{7000 + next(_numbers):04d}"
 
     return make
 
