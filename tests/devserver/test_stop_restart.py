@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONTRACT_DEFAULTS, REPO
+from devserver.samples import CONTRACT_DEFAULTS
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.stack
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from devserver.samples import CONTRACT_DEFAULTS
 from devserver.stack import Stack, start_stack
-from tests.conftest import CONTRACT_DEFAULTS, REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.stack
 
