@@ -170,7 +170,7 @@ class TestAgentCapAndCodeGuessing:
         assert [s.success for s in seen] == [True] * AGENT_CAP + [False]
         refused = seen[-1].response
         failure(refused, 429, "rate_limited", f"You have sent too many codes ({AGENT_CAP} an hour); " + _in(refused))
-        assert int(refused.headers["Retry-After"]) <= 3600
+        assert int(refused.headers["Retry-After"]) <= 2 * 3600  # at most the end of the next hour: no hour holds more
         assert [len(caps_stack.outbox(to)) for to in numbers] == [1] * AGENT_CAP + [0]
 
         # When a colleague sends to that last number
@@ -256,5 +256,5 @@ class TestCircuitBreaker:
                 "Verification is paused: too many codes sent across the contact centre"
             )
             failure(refused.response, 429, "rate_limited")
-            assert 1 <= int(refused.response.headers["Retry-After"]) <= 60
+            assert 1 <= int(refused.response.headers["Retry-After"]) <= 2 * 60  # the end of the next minute at most
         assert [len(breaker_stack.outbox(to)) for to in numbers] == [1] * MINUTE_CAP + [0, 0]

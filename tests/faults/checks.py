@@ -63,6 +63,12 @@ def not_counted_as_failed(agent: Desk) -> None:
     assert_refused(wrong, 401, "incorrect_code")
 
 
+def counted_as_failed(agent: Desk) -> None:
+    """One failed check is counted for TO: under MAX_FAILED_CHECKS=FAILS_TO_LOCK one more wrong code locks it."""
+    wrong = agent.check(code="111111" if agent.code() != "111111" else "222222")
+    assert_refused(wrong, 429, "too_many_attempts")
+
+
 def without_audit(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(
         (item for item in items if not str(item["sk"]).startswith("AUDIT#")), key=lambda i: (i["pk"], i["sk"])

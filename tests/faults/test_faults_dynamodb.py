@@ -108,9 +108,9 @@ def test_a_send_reservation_in_conflict_is_transient_and_holds_nothing(
 def test_the_release_after_a_twilio_failure_refused_by_dynamodb_keeps_the_cooldown(
     rig: Rig, dynamo: DynamoFaults, clock: Any
 ) -> None:
-    # Given Twilio fails the send, and DynamoDB throttles the release that should follow it
+    # Given Twilio refuses the send (too busy), and DynamoDB throttles the release that should follow it
     agent = rig.desk()
-    rig.sandbox.fail_next(500)
+    rig.sandbox.fail_next(429, 20429)  # a definite refusal: the reservation would be released
     dynamo.fail("TransactWriteItems", throttled(), skip=1)
 
     # When a code is asked for

@@ -67,8 +67,10 @@ class TwilioVerify:
             result = request(self._service())
         except (TwilioRestException, TwilioServiceException) as exc:  # the legacy and the RFC 9457 error shapes
             raise error_for(exc.status, exc.code) from None
-        except RequestException:  # a timeout or a dropped connection: Twilio may have acted on it
-            raise unavailable("twilio_no_answer") from None
+        except RequestException as exc:
+            # Refused before anything was sent: Twilio did nothing. Any other failure (a read timeout, a
+            # dropped connection) leaves it unknown whether Twilio acted.
+            raise unavailable("twilio_unreachable" if _never_sent(exc) else "twilio_no_answer") from None
         except (TwilioException, ValueError, KeyError, TypeError, AttributeError):  # an answer we cannot read
             raise Refusal("upstream_error", "twilio_unreadable") from None
         if not isinstance(getattr(result, "status", None), str):
@@ -91,6 +93,14 @@ class TwilioVerify:
             self._client.verify.base_url = self._base_url
             self._client_credentials = credentials
         return self._client.verify.v2.services(credentials.verify_service_sid)
+
+
+def _never_sent(exc: Exception) -> bool:
+    from requests import ConnectTimeout
+    from urllib3.exceptions import NewConnectionError
+
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, ConnectTimeout) or isinstance(reason, NewConnectionError)
 
 
 def error_for(status: int, twilio_code: int | None) -> Refusal:

@@ -215,7 +215,7 @@ def test_the_field_rules_are_the_core_s(doc: Mapping[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("at_limit", "too_long", "channel"),
     [
-        pytest.param("+1" + "5" * 14, "+1" + "5" * 15, "sms", id="E164-15-digits"),
+        pytest.param("+4915123456789", "+1" + "5" * 15, "sms", id="E164-over-15-digits"),
         pytest.param("a" * 64 + "@" + "b" * 185 + ".com", "a" * 65 + "@" + "b" * 185 + ".com", "email", id="email-254"),
     ],
 )
