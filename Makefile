@@ -47,7 +47,7 @@ build: $(VENV)/.installed  ## sam build (cached, parallel) with the Lambda runti
 deploy: build
 	$(VENV)/bin/sam deploy
 
-bench: $(VENV)/.installed
+bench: build  ## the performance budgets, measured on the built artefact (docs/performance.md)
 	$(PY) -m bench
 
 audit: $(VENV)/.installed  ## make audit TO=+12025550100 [TABLE=...]: one number's audit trail

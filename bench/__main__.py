@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "core"), str(ROOT)]
-BUILD = ROOT / ".aws-sam" / "build"
+BUILD = Path(os.environ.get("BENCH_BUILD") or ROOT / ".aws-sam" / "build")  # another build: for before/after
 LAYER = BUILD / "CoreLayer" / "python"
 CACHE = ROOT / "bench" / ".build"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
@@ -165,11 +165,13 @@ def _install(python: str, name: str, requirements: str) -> str:
         with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
             file.write(requirements)
             file.flush()
-            subprocess.run(
+            done = subprocess.run(
                 [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore",
                  "--no-deps", "--only-binary=:all:", "--target", str(target), "-r", file.name],
-                check=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+        if done.returncode:
+            raise SystemExit(f"bench: could not install {name} for Python 3.13:\n{done.stderr}")
         (target / ".complete").touch()
     return str(target)
 
