@@ -51,7 +51,8 @@ def main() -> None:
             answer = module.lambda_handler(event, Context())
             calls = dict(counts - before)
             answers.append({"status": answer["statusCode"], "body": answer.get("body", "")[:300], "calls": calls})
-        answers[0]["init_calls"] = init
+        if answers:
+            answers[0]["init_calls"] = init
     print("\n" + json.dumps({"answers": answers}))
 
 
