@@ -190,16 +190,23 @@ def _lambda_env(boto3: Any, moto_url: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in ("ACCOUNT_SID", "AUTH_TOKEN", "VERIFY_SERVICE_SID", "HASH_SECRET")
     }
-    return env | {
-        "TWILIO_SECRET_ARN": twilio_arn,
-        "HASH_SECRET_ARN": hash_arn,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
-        "POWERTOOLS_LOG_LEVEL": "INFO",  # as deployed
-        "POWERTOOLS_METRICS_DISABLED": "false",  # EMF lines to stdout, as in Lambda
-        "PYTHONDONTWRITEBYTECODE": "1",  # /opt and /var/task are read-only in Lambda
-        "PYTHONPATH": "",
-        "PATH": "/usr/bin:/bin",
-    }
+    lambda_vars = {"AWS_LAMBDA_FUNCTION_NAME": "callerauth-bench", "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13"}
+    if os.environ.get("BENCH_GC_PAUSE") == "0":  # to measure what callerauth's cold-start GC pause buys
+        lambda_vars = {}
+    return (
+        env
+        | lambda_vars
+        | {
+            "TWILIO_SECRET_ARN": twilio_arn,
+            "HASH_SECRET_ARN": hash_arn,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto_url,
+            "POWERTOOLS_LOG_LEVEL": "INFO",  # as deployed
+            "POWERTOOLS_METRICS_DISABLED": "false",  # EMF lines to stdout, as in Lambda
+            "PYTHONDONTWRITEBYTECODE": "1",  # /opt and /var/task are read-only in Lambda
+            "PYTHONPATH": "",
+            "PATH": "/usr/bin:/bin",
+        }
+    )
 
 
 def _app(function: str) -> str:

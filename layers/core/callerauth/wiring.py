@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from callerauth import resume_gc
 from callerauth.actions import Services
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Action, Routes, serve
@@ -99,7 +100,10 @@ def handler_for(
     table: Routes = routes
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return serve(event, context, table, runtime)
+        try:
+            return serve(event, context, table, runtime)
+        finally:
+            resume_gc()  # a no-op after the first request
 
     return handler
 
