@@ -61,7 +61,7 @@ build: $(VENV)/.installed-test  ## sam build (cached, parallel) with the Lambda 
 deploy: build
 	$(VENV)/bin/sam deploy
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test build  ## the performance budgets, measured on the built artefact (docs/performance.md)
 	$(PY) -m bench
 
 audit: $(VENV)/.installed-dev  ## make audit TO=+12025550100 [STACK=name]: one number's audit trail (default: make dev's)

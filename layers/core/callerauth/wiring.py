@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from callerauth import resume_gc
 from callerauth.actions import Services
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Action, Routes, serve
@@ -69,16 +70,29 @@ class Container:
         """Secrets Manager in the cloud (re-read every few minutes, so a filled secret is picked up)."""
         arn = self._env.get("TWILIO_SECRET_ARN")
         if arn:
-            return lambda: _credentials(_secret(arn))
+            return lambda: _credentials(self._secret(arn))
         fixed = _credentials(self._env)
         return lambda: fixed
 
     def _hash_secret(self) -> bytes:
         arn = self._env.get("HASH_SECRET_ARN")
-        secret = _secret(arn) if arn else self._env.get("HASH_SECRET", "")
+        secret = self._secret(arn) if arn else self._env.get("HASH_SECRET", "")
         if not isinstance(secret, str) or len(secret) < 16:
             raise ConfigError("HASH_SECRET (or the secret at HASH_SECRET_ARN) must be at least 16 characters")
         return secret.encode()
+
+    def _secret(self, arn: str) -> Any:
+        """A secret's value through Powertools Parameters, cached in memory for a few minutes."""
+        return self._secrets().get(arn, max_age=SECRET_MAX_AGE_SECONDS)
+
+    @functools.cache  # noqa: B019
+    def _secrets(self) -> Any:
+        """Parameters' provider on boto3's default session, the DynamoDB client's: `get_secret` would make
+        a session of its own, whose loader reads botocore's endpoint and model data again (~100 ms of CPU)."""
+        import boto3
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
 
 
 def handler_for(
@@ -89,16 +103,12 @@ def handler_for(
     table: Routes = routes
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return serve(event, context, table, runtime)
+        try:
+            return serve(event, context, table, runtime)
+        finally:
+            resume_gc()  # a no-op after the first request
 
     return handler
-
-
-def _secret(arn: str) -> Any:
-    """A secret's value through Powertools Parameters, cached in memory for a few minutes."""
-    from aws_lambda_powertools.utilities import parameters
-
-    return parameters.get_secret(arn, max_age=SECRET_MAX_AGE_SECONDS)
 
 
 def _basic_auth(credentials: Credentials) -> tuple[str, str]:
