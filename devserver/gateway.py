@@ -114,7 +114,7 @@ class Gateway:
         response.headers["x-amzn-RequestId"] = call.request_id
         response.headers["x-amz-apigw-id"] = call.extended_request_id
         elapsed_ms = (time.perf_counter() - began) * 1000
-        self.log(f"{request.method} {request.path} {response.status_code} {elapsed_ms:.1f}ms")
+        self.log(f"{_printable(request.method)} {_printable(request.path)} {response.status_code} {elapsed_ms:.1f}ms")
         return response(environ, start_response)
 
     def _respond(self, call: _Call) -> Response:
@@ -133,13 +133,13 @@ class Gateway:
             response = self.translate(result)
         except Exception:  # whatever the handler did, API Gateway answers 502
             self.log(
-                f"{request.method} {request.path}: Lambda error (request {call.request_id})\n"
+                f"{_printable(request.method)} {_printable(request.path)}: Lambda error (request {call.request_id})\n"
                 + traceback.format_exc().rstrip()
             )
             return self.gateway_response("LAMBDA_ERROR", call)
         # A function cannot be interrupted in-process; judge afterwards what the cloud would have done.
         if elapsed > call.route.timeout_seconds and call.route.timeout_seconds < self.integration_timeout:
-            self.log(f"{request.method} {request.path}: Task timed out after {elapsed:.2f} seconds")
+            self.log(f"{_printable(request.method)} {_printable(request.path)}: Task timed out after {elapsed:.2f} s")
             return self.gateway_response("LAMBDA_ERROR", call)
         if elapsed > self.integration_timeout:
             return self.gateway_response("INTEGRATION_TIMEOUT", call)
@@ -375,3 +375,8 @@ def _extended_id() -> str:
 
 def _request_time(moment: datetime) -> str:
     return f"{moment:%d}/{_MONTHS[moment.month - 1]}/{moment:%Y:%H:%M:%S} +0000"
+
+
+def _printable(text: str) -> str:
+    """A request's own words in one log line: a decoded `%0a` in a path must not forge a line of its own."""
+    return text.encode("unicode_escape").decode("ascii")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -93,3 +93,22 @@ def test_the_page_says_where_the_sandbox_s_code_can_be_read(page: Any, expect: A
     page.get_by_label("Customer phone number").fill("+12025550101")
     expect(link).to_have_attribute("href", f"{demo_stack.stack.outbox_url}?to=%2B12025550101")
     expect(page.locator("#mode")).to_be_hidden()  # AGENT_AUTH=flex: nothing to warn about
+
+
+@pytest.mark.browser
+def test_the_dev_token_never_goes_to_another_api(page: Any, expect: Any, demo_stack: Any) -> None:
+    # Given the page pointed at another API than the stack's (here: the sandbox's address), with no token given
+    other = str(demo_stack.stack.sandbox_url)
+    sent: list[Any] = []
+    page.on("request", lambda request: sent.append(request) if request.url.startswith(other) else None)
+    page.goto(f"{demo_stack.demo_url}/?{urlencode({'api': other})}")
+    expect(page.locator("#status")).to_contain_text("Ready, without an agent token")
+
+    # When the agent sends a code
+    page.get_by_label("Customer phone number").fill("+12025550102")
+    page.get_by_role("button", name="Send code").click()
+    expect(page.locator("#status")).not_to_contain_text("Ready")
+
+    # Then the other API was called without config.json's dev token
+    assert sent, "the page called no API"
+    assert all("x-flex-token" not in request.all_headers() for request in sent)

@@ -276,6 +276,16 @@ def test_handler_exception_is_a_502_and_the_traceback_is_logged() -> None:
     assert log[-1].startswith("POST /start-verify 502 ") and log[-1].endswith("ms")
 
 
+def test_a_newline_in_a_path_cannot_forge_a_log_line() -> None:
+    # Given the dev gateway's request log
+    client, log = make_gateway(Recorder())
+    # When a path carries an encoded line break and a fake log line after it
+    client.get("/start-verify%0aPOST%20/check-verify%20200%201.0ms")
+    # Then the request is one line, the break written as an escape
+    assert all("\n" not in line for line in log)
+    assert log[-1].startswith("GET /start-verify\\nPOST /check-verify 200 1.0ms ")
+
+
 @pytest.mark.parametrize(
     "result",
     [
