@@ -150,3 +150,30 @@ def test_a_conflicting_reservation_is_answered_for_what_it_is(
     assert client.cancelled == 1
     assert world.verify.calls == []
     assert answer.audits == 1
+
+
+# ------------------------------------------------------------------------------------------ checks in flight
+
+
+def test_no_more_checks_than_may_fail_reach_twilio_even_all_at_once(world: Any) -> None:
+    # Given a number with a code pending, and checks that arrive while earlier ones are still at Twilio:
+    # each one the fake Twilio is judging lets the next one in (MaxFailedChecks is 3 here)
+    start(world)
+    limit = world.settings.max_failed_checks
+    judge, answers = world.verify.check, []
+
+    def slow_check(to: str, code: str) -> bool:
+        if len(answers) < limit + 2:
+            answers.append(check(world, right=False))  # a concurrent check, arriving now
+        return judge(to, code)
+
+    world.verify.check = slow_check
+
+    # When a wrong code is checked
+    first = check(world, right=False)
+
+    # Then only MaxFailedChecks checks reached Twilio: the others were refused before it, while in flight
+    assert world.verify.count("check") == limit
+    refused = [a for a in answers if a.code == "too_many_attempts"]
+    assert refused and all(a.status == 429 for a in refused)
+    assert first.status in (401, 429)
