@@ -315,13 +315,7 @@ class TwilioSandbox:
             v.wrong_checks += 1
             v.updated = self._clock()
         return {
-            "sid": v.sid,
-            "service_sid": self.service_sid,
-            "account_sid": self.account_sid,
-            "to": v.to,
-            "channel": v.channel,
-            "status": v.status,
-            "valid": v.status == "approved",
+            **self._common_json(v),
             "amount": None,
             "payee": None,
             "sna_attempts_error_codes": [],
@@ -329,7 +323,8 @@ class TwilioSandbox:
             "date_updated": iso(v.updated),
         }
 
-    def _verification_json(self, v: _Verification, base: str) -> dict[str, Any]:
+    def _common_json(self, v: _Verification) -> dict[str, Any]:
+        """What a verification and a verification check both say about it."""
         return {
             "sid": v.sid,
             "service_sid": self.service_sid,
@@ -338,6 +333,11 @@ class TwilioSandbox:
             "channel": v.channel,
             "status": v.status,
             "valid": v.status == "approved",
+        }
+
+    def _verification_json(self, v: _Verification, base: str) -> dict[str, Any]:
+        return {
+            **self._common_json(v),
             "lookup": {},
             "amount": None,
             "payee": None,

@@ -233,25 +233,30 @@ class World:
 
     def audit_count(self, to: str | None = None) -> int:
         """AUDIT# items: under one destination (a cheap query), or in the whole table."""
-        audit = {":audit": {"S": "AUDIT#"}}
         if to:
-            return int(
-                self.client.query(
-                    TableName=self.settings.state_table,
-                    Select="COUNT",
-                    ConsistentRead=True,
-                    KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
-                    ExpressionAttributeValues={":pk": {"S": self.pk(to)}, **audit},
-                )["Count"]
-            )
+            return self._audits_under(self.pk(to))
         pages = self.client.get_paginator("scan").paginate(
             TableName=self.settings.state_table,
             Select="COUNT",
             ConsistentRead=True,
             FilterExpression="begins_with(sk, :audit)",
-            ExpressionAttributeValues=audit,
+            ExpressionAttributeValues={":audit": {"S": "AUDIT#"}},
         )
         return sum(int(page["Count"]) for page in pages)
+
+    def source_audit_count(self, source_ip: str = SOURCE_IP) -> int:
+        """Audit items kept under a source (refused requests nobody was identified in)."""
+        return self._audits_under("S#" + self.services.sources.key(source_ip))
+
+    def _audits_under(self, pk: str) -> int:
+        answer = self.client.query(
+            TableName=self.settings.state_table,
+            Select="COUNT",
+            ConsistentRead=True,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":audit": {"S": "AUDIT#"}},
+        )
+        return int(answer["Count"])
 
     def state(self, to: str) -> dict[str, Any] | None:
         item = self.client.get_item(
@@ -266,21 +271,6 @@ class World:
             TableName=self.settings.state_table, ConsistentRead=True, Key={"pk": {"S": pk}, "sk": {"S": sk}}
         ).get("Item")
         return int(item["n"]["N"]) if item else 0
-
-    def source_audit_count(self, source_ip: str = SOURCE_IP) -> int:
-        """Audit items kept under a source (refused requests nobody was identified in)."""
-        return int(
-            self.client.query(
-                TableName=self.settings.state_table,
-                Select="COUNT",
-                ConsistentRead=True,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
-                ExpressionAttributeValues={
-                    ":pk": {"S": "S#" + self.services.sources.key(source_ip)},
-                    ":audit": {"S": "AUDIT#"},
-                },
-            )["Count"]
-        )
 
     def pk(self, to: str) -> str:
         return "D#" + self.services.hasher.key(to)

@@ -13,6 +13,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
+from callerauth import errors
 from callerauth.actions import cancel_verify, check_verify, customer_info, start_verify
 from callerauth.config import Settings
 from callerauth.http import serve
@@ -24,28 +25,8 @@ ROUTES = {
     "/check-verify": {"POST": check_verify},
     "/customer-info": {"GET": customer_info, "POST": customer_info},
 }
-# CONTRACT.md's table: every error code and its HTTP status.
-CONTRACT_CODES = {
-    "missing_parameter": 400,
-    "invalid_parameter": 400,
-    "malformed_body": 400,
-    "incorrect_code": 401,
-    "agent_auth_required": 403,
-    "agent_auth_invalid": 403,
-    "not_verified": 403,
-    "destination_blocked": 403,
-    "verification_not_found": 404,
-    "customer_not_found": 404,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "body_too_large": 413,
-    "rate_limited": 429,
-    "too_many_attempts": 429,
-    "max_send_attempts": 429,
-    "upstream_error": 502,
-    "upstream_unavailable": 503,
-    "internal_error": 500,
-}
+# CONTRACT.md's table: every error code and its HTTP status (the edge's one mapping; the contract tests pin it).
+CONTRACT_CODES = errors.STATUS
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 

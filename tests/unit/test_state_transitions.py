@@ -160,7 +160,8 @@ def test_no_more_checks_than_may_fail_reach_twilio_even_all_at_once(world: Any) 
     # each one the fake Twilio is judging lets the next one in (MaxFailedChecks is 3 here)
     start(world)
     limit = world.settings.max_failed_checks
-    judge, answers = world.verify.check, []
+    judge = world.verify.check
+    answers: list[Any] = []
 
     def slow_check(to: str, code: str) -> bool:
         if len(answers) < limit + 2:

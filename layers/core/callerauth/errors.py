@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from callerauth.refusals import Refusal
@@ -81,28 +82,20 @@ MESSAGES: dict[tuple[str, str | None], str] = {
 }
 
 
+@dataclass(eq=False)
 class ApiError(Exception):
     """A failure that answers the client: HTTP status, stable code, one human sentence."""
 
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        more_info: str | None = None,
-        twilio_code: int | None = None,
-        retry_after: int | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason  # finer than `code`, for logs and metrics only (e.g. which send limit)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.more_info = more_info
-        self.twilio_code = twilio_code
-        self.retry_after = retry_after
+    status: int
+    code: str
+    message: str
+    more_info: str | None = None
+    twilio_code: int | None = None
+    retry_after: int | None = None
+    reason: str | None = None  # finer than `code`, for logs and metrics only (e.g. which send limit)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
