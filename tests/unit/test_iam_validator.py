@@ -409,3 +409,19 @@ def test_a_refusal_is_not_cached(iam: Iam) -> None:
     # Then IAM was asked again and let the agent through
     assert agent.identity == "alice"
     assert counting.calls == 2
+
+
+def test_a_token_iam_refused_is_remembered_for_half_a_minute(iam: Iam) -> None:
+    # Given a forged token, refused by IAM
+    agents, counting = iam.agents()
+    with refused() as first:
+        agents.identify("forged.token.value", IP)
+    assert first.value.code == "agent_auth_invalid"
+
+    # When it comes again, at once
+    with refused() as again:
+        agents.identify("forged.token.value", IP)
+
+    # Then it is refused the same way, without asking IAM a second time (a flood of one token is cheap)
+    assert again.value.code == "agent_auth_invalid"
+    assert counting.calls == 1
