@@ -37,41 +37,44 @@ def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_fa
     before = world.audit_count()
     outcomes: list[tuple[str, Any]] = []
 
-    def record(label: str, outcome: Any) -> None:
+    expected: dict[str, tuple[int, str | None]] = {}
+
+    def record(label: str, outcome: Any, status: int, code: str | None = None) -> None:
         outcomes.append((label, outcome))
+        expected[label] = (status, code)
 
     # When: every answer each action can give
-    record("start: no token", send(world, token=None))
-    record("start: bad token", send(world, token="forged"))
-    record("start: blocked country", send(world, "+447400123456"))
+    record("start: no token", send(world, token=None), 403, "agent_auth_required")
+    record("start: bad token", send(world, token="forged"), 403, "agent_auth_invalid")
+    record("start: blocked country", send(world, "+447400123456"), 403, "destination_blocked")
     world.verify.fail("start", error_for(429, 20429))
-    record("start: twilio busy", send(world))
-    record("start: sent", send(world))
-    record("start: cooldown", send(world))
-    record("check: no token", check(world, "123456", token=None))
-    record("check: wrong", check_wrong(world))
+    record("start: twilio busy", send(world), 503, "upstream_unavailable")
+    record("start: sent", send(world), 200)
+    record("start: cooldown", send(world), 429, "rate_limited")
+    record("check: no token", check(world, "123456", token=None), 403, "agent_auth_required")
+    record("check: wrong", check_wrong(world), 401, "incorrect_code")
     world.verify.fail("check", error_for(503, None))
-    record("check: twilio down", check_wrong(world))
-    record("check: locked now", check_wrong(world))
-    record("check: locked", check_right(world))
-    record("start: locked", send(world))
-    record("info: not verified", info(world))
+    record("check: twilio down", check_wrong(world), 503, "upstream_unavailable")
+    record("check: locked now", check_wrong(world), 429, "too_many_attempts")
+    record("check: locked", check_right(world), 429, "too_many_attempts")
+    record("start: locked", send(world), 429, "too_many_attempts")
+    record("info: not verified", info(world), 403, "not_verified")
     world.clock.advance(120)
-    record("check: approved", check_right(world))
-    record("check: spent", check(world, "123456"))
-    record("info: served", info(world))
-    record("info: other agent", info(world, token=AGENT_B))
-    record("info: no token", info(world, token=None))
-    record("start: other number", send(world, OTHER))
-    record("check: other number", check_right(world, OTHER))
-    record("info: no customer", info(world, OTHER))
-    record("cancel: nothing pending", cancel(world))
+    record("check: approved", check_right(world), 200)
+    record("check: spent", check(world, "123456"), 404, "verification_not_found")
+    record("info: served", info(world), 200)
+    record("info: other agent", info(world, token=AGENT_B), 403, "not_verified")
+    record("info: no token", info(world, token=None), 403, "agent_auth_required")
+    record("start: other number", send(world, OTHER), 200)
+    record("check: other number", check_right(world, OTHER), 200)
+    record("info: no customer", info(world, OTHER), 404, "customer_not_found")
+    record("cancel: nothing pending", cancel(world), 200)
     world.clock.advance(30)
     send(world)
     world.verify.fail("cancel", error_for(503, None))
-    record("cancel: twilio down", cancel(world))
-    record("cancel: canceled", cancel(world))
-    record("cancel: no token", cancel(world, token=None))
+    record("cancel: twilio down", cancel(world), 503, "upstream_unavailable")
+    record("cancel: canceled", cancel(world), 200)
+    record("cancel: no token", cancel(world, token=None), 403, "agent_auth_required")
 
     # Then: one audit event each, under the number, or under the source for requests nobody was identified in
     unidentified = {label for label, _ in outcomes if label.endswith(("no token", "bad token"))}
@@ -80,33 +83,7 @@ def test_every_request_writes_exactly_one_audit_event_whatever_its_path(world_fa
     }
     assert world.source_audit_count() == len(unidentified) == 5
     assert world.audit_count() - before == len(outcomes) + 1  # and the unrecorded send
-    assert {label: (o.status, o.code) for label, o in outcomes} == {
-        "start: no token": (403, "agent_auth_required"),
-        "start: bad token": (403, "agent_auth_invalid"),
-        "start: blocked country": (403, "destination_blocked"),
-        "start: twilio busy": (503, "upstream_unavailable"),
-        "start: sent": (200, None),
-        "start: cooldown": (429, "rate_limited"),
-        "check: no token": (403, "agent_auth_required"),
-        "check: wrong": (401, "incorrect_code"),
-        "check: twilio down": (503, "upstream_unavailable"),
-        "check: locked now": (429, "too_many_attempts"),
-        "check: locked": (429, "too_many_attempts"),
-        "start: locked": (429, "too_many_attempts"),
-        "info: not verified": (403, "not_verified"),
-        "check: approved": (200, None),
-        "check: spent": (404, "verification_not_found"),
-        "info: served": (200, None),
-        "info: other agent": (403, "not_verified"),
-        "info: no token": (403, "agent_auth_required"),
-        "start: other number": (200, None),
-        "check: other number": (200, None),
-        "info: no customer": (404, "customer_not_found"),
-        "cancel: nothing pending": (200, None),
-        "cancel: twilio down": (503, "upstream_unavailable"),
-        "cancel: canceled": (200, None),
-        "cancel: no token": (403, "agent_auth_required"),
-    }
+    assert {label: (o.status, o.code) for label, o in outcomes} == expected
 
 
 # ------------------------------------------------------------------------------------------ DynamoDB down
