@@ -71,8 +71,8 @@ class FlexAgents:
         cache_key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(cache_key)
         if cached and cached[0] > now:
-            if isinstance(cached[1], Refusal):
-                raise cached[1]
+            if isinstance(cached[1], Refusal):  # a new one each time: a raised exception keeps its traceback
+                raise Refusal(cached[1].code, cached[1].reason)
             return cached[1]
         try:
             agent, expires_at = self._agent_of(self._validator.validate(token), now)

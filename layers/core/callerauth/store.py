@@ -24,7 +24,6 @@ from callerauth.config import Settings
 from callerauth.refusals import Refusal, unavailable
 from callerauth.utc import iso
 
-DAY = 86400
 STATE = "STATE"
 CHECK_FAILED = "ConditionalCheckFailed"
 FAILURE_WINDOW = 3600  # failed checks count as consecutive while each comes within this of the last
@@ -124,7 +123,7 @@ class StateStore:
                 ":now": now,
                 ":rid": reservation,
                 ":agent": agent,
-                ":exp": now + DAY,
+                ":exp": now + limits.DAY,
                 ":cooled": now - s.send_cooldown_seconds,
             },
         )
@@ -178,7 +177,7 @@ class StateStore:
         only then. Returns the number of consecutive failed checks, this one included.
         """
         unlocked = "(attribute_not_exists(locked_until) OR locked_until <= :now)"
-        values = {":one": 1, ":now": now, ":exp": now + DAY, ":stale": now - FAILURE_WINDOW, ":limit": limit}
+        values = {":one": 1, ":now": now, ":exp": now + limits.DAY, ":stale": now - FAILURE_WINDOW, ":limit": limit}
         for _ in range(2):
             try:
                 answer = self._db.update_item(
@@ -226,7 +225,7 @@ class StateStore:
             ":agent": approval.agent,
             ":at": approval.approved_at,
             ":until": approval.approved_until,
-            ":exp": approval.approved_until + DAY,
+            ":exp": approval.approved_until + limits.DAY,
         }
         if approval.task_sid:
             expression += ", approved_task = :task REMOVE locked_until, failed_at"
@@ -248,7 +247,7 @@ class StateStore:
             STATE,
             "SET locked_until = :until, failed = :zero, expires_at = :exp REMOVE failed_at",
             None,
-            {":until": lock_until, ":zero": 0, ":exp": lock_until + DAY},
+            {":until": lock_until, ":zero": 0, ":exp": lock_until + limits.DAY},
         )
         self._transact([{"Update": lock}, self._audit_put(dest, now, event)])
 
@@ -357,7 +356,7 @@ class StateStore:
             "pk": pk or _dest(dest),
             "sk": f"AUDIT#{at}#{event.request_id}",
             "at": at,
-            "expires_at": now + self._settings.audit_retention_days * DAY,
+            "expires_at": now + self._settings.audit_retention_days * limits.DAY,
             "action": event.action,
             "outcome": event.outcome,
             "agent": event.agent,
