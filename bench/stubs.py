@@ -11,6 +11,7 @@ from callerauth import actions
 from callerauth.actions import Services
 from callerauth.agents import Agent
 from callerauth.config import Settings
+from callerauth.lookup import Signals
 from callerauth.privacy import Hasher
 from callerauth.sources import SourceGate
 from callerauth.store import Approval, CheckStarted
@@ -28,6 +29,10 @@ TOKEN = "stub-token"
 class StubStore:
     def reserve_send(self, *args: Any) -> None: ...
     def release_send(self, *args: Any) -> None: ...
+    def known_signals(self, dest: str, now: int, packages: tuple[str, ...]) -> Signals:
+        return Signals(fields=packages, at=now, line_type="mobile")  # the common case: a number seen today
+
+    def record_start(self, *args: Any, **kwargs: Any) -> None: ...
     def begin_check(self, *args: Any) -> CheckStarted:
         return CheckStarted(1, None)
 
@@ -50,6 +55,11 @@ class StubVerify:
     def cancel(self, to: str) -> None: ...
 
 
+class StubLookup:
+    def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
+        return Signals(fields=packages, at=now, line_type="mobile")
+
+
 class StubAgents:
     def identify(self, token: str, source_ip: str) -> Agent:
         return Agent("stub-agent", "WK" + "0" * 32, ("agent",))
@@ -62,6 +72,7 @@ class StubContainer:
             self._settings,
             StubStore(),  # type: ignore[arg-type]  # duck-typed: what the actions call on a store
             StubVerify(),
+            StubLookup(),
             StubAgents(),
             Hasher(b"0123456789abcdef0123456789abcdef"),
             SourceGate(self._settings, Hasher(b"0123456789abcdef0123456789abcdef")),

@@ -23,6 +23,7 @@ from callerauth.actions import Services
 from callerauth.agents import FlexAgents, IamTokenValidator
 from callerauth.config import Settings
 from callerauth.http import decode
+from callerauth.lookup import Signals, read
 from callerauth.privacy import Hasher
 from callerauth.sources import SourceGate
 from callerauth.store import StateStore
@@ -40,6 +41,7 @@ twilio = Client(
     http_client=TwilioHttpClient(timeout=settings.twilio_timeout_seconds),
 )
 twilio.verify.base_url = settings.twilio_verify_base_url
+twilio.lookups.base_url = settings.twilio_lookup_base_url
 verify_service = twilio.verify.v2.services(twilio_secret["VERIFY_SERVICE_SID"])
 
 
@@ -55,10 +57,17 @@ class Verify:
         verify_service.verifications(quote(to, safe="")).update(status="canceled")
 
 
+class Lookup:
+    def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
+        answer = twilio.lookups.v2.phone_numbers(quote(number, safe="")).fetch(fields=",".join(packages))
+        return read(answer, packages, now)
+
+
 services = Services(
     settings=settings,
     store=StateStore(boto3.client("dynamodb"), settings),
     verify=Verify(),
+    lookup=Lookup(),
     agents=FlexAgents(
         IamTokenValidator(
             settings.twilio_iam_base_url,

@@ -23,6 +23,7 @@ from callerauth.actions import Services
 from callerauth.agents import FlexAgents
 from callerauth.config import CHANNELS, Settings
 from callerauth.http import Reply, Request
+from callerauth.lookup import Signals
 from callerauth.privacy import Hasher
 from callerauth.refusals import Refusal
 from callerauth.sources import SourceGate
@@ -119,6 +120,34 @@ class FakeVerify:
             raise queued.pop(0)
 
 
+class FakeLookup:
+    """Twilio Lookup v2 as the core sees it: every number an ordinary mobile, unless ``answers`` says otherwise.
+
+    ``answers[number]`` is a dict of Signals fields (``line_type``, ``sim_swapped_in_period``, ...) or a
+    Refusal to raise (Lookup unreachable); ``calls`` lists the numbers looked up.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[str, dict[str, Any] | Refusal] = {}
+        self.calls: list[str] = []
+
+    def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
+        self.calls.append(number)
+        answer = self.answers.get(number, {})
+        if isinstance(answer, Refusal):
+            raise Refusal(answer.code, answer.reason)
+        ordinary = {
+            "line_type": "mobile",
+            "sim_swapped_in_period": False,
+            "call_forwarding": False,
+            "sms_pumping_risk_score": 3,
+            "number_blocked": False,
+        }
+        values = {**ordinary, **answer}
+        unanswered = tuple(values.pop("unanswered", ()))
+        return Signals(fields=packages, at=now, unanswered=unanswered, **values)
+
+
 def not_found_20404() -> Refusal:
     from callerauth.twilio_verify import error_for
 
@@ -183,6 +212,7 @@ class World:
     verify: FakeVerify
     iam: FakeIam
     services: Services
+    lookup: FakeLookup
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def request(
@@ -316,6 +346,7 @@ def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., Wo
                     TimeToLiveSpecification={"AttributeName": spec.ttl_attribute, "Enabled": True},
                 )
         overrides.setdefault("allowed_channels", CHANNELS)  # every channel, unless a test says otherwise
+        overrides.setdefault("lookup_fields", ())  # Lookup off, unless a test turns it on (tests/unit/test_risk*)
         settings = Settings(state_table=names["StateTable"], customers_table=names["CustomersTable"], **overrides)
         clock = FakeClock(START_TIME)
         verify = FakeVerify(clock)
@@ -328,12 +359,13 @@ def world_factory(aws: Any, template_tables: dict[str, Any]) -> Callable[..., Wo
             settings=settings,
             store=StateStore(dynamodb, settings),
             verify=verify,
+            lookup=(lookup := FakeLookup()),
             agents=FlexAgents(iam, settings.allowed_roles, clock),
             hasher=hasher,
             sources=SourceGate(settings, hasher, clock),
             clock=clock,
         )
-        return World(dynamodb, settings, clock, verify, iam, services)
+        return World(dynamodb, settings, clock, verify, iam, services, lookup)
 
     return make
 

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
-from callerauth import fields, limits
+from callerauth import fields, limits, risk
 from callerauth.agents import Agent, Agents
 from callerauth.config import Settings
 from callerauth.http import Reply, Request
+from callerauth.lookup import Lookup, Signals
 from callerauth.privacy import Hasher, mask
 from callerauth.refusals import Refusal
 from callerauth.sources import SourceGate
@@ -33,6 +35,7 @@ class Services:
     settings: Settings
     store: Store
     verify: Verify
+    lookup: Lookup
     agents: Agents
     hasher: Hasher
     sources: SourceGate
@@ -93,24 +96,48 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
             raise Refusal("destination_blocked", "country_not_allowed")
         if target.costly:
             raise Refusal("destination_blocked", target.costly)
+    weigh = settings.lookup_fields and target.channel in risk.PHONE_CHANNELS
+    # What is known costs nothing: a number known to be risky is refused before it takes a send.
+    known = services.store.known_signals(trail.key, trail.now, settings.lookup_fields) if weigh else None
+    assessment = trail.weigh(known, target.channel) if known else risk.not_checked(target.channel)
+    if assessment.refusal:
+        raise assessment.refusal
     reservation = trail.request.request_id
     services.store.reserve_send(trail.key, agent.identity, trail.now, reservation)
+    # A Lookup is paid for, so it is made only inside the send limits, and a send it preceded is never
+    # given back: otherwise a stream of new numbers would buy Lookups without end.
+    fresh = None
+    if weigh and not known:
+        fresh = _look_up(trail, target.to)
+        assessment = trail.weigh(fresh, target.channel)
+    remember = partial(services.store.record_start, trail.key, trail.now, fresh=fresh)
+    if assessment.refusal:
+        return Ending(assessment.refusal.code, assessment.refusal, record=remember)
     release = partial(services.store.release_send, trail.key, agent.identity, trail.now, reservation)
     try:
-        sent = services.verify.start(target.to, target.channel, locale)
+        sent = services.verify.start(target.to, assessment.channel, locale)
     except Refusal as failure:
         if outcome_unknown(failure):  # it may have been sent: the reservation stands (cooldown, counts)
-            return Ending(failure.code, failure)
+            return Ending(failure.code, failure, record=remember)
         # On a send, "not found" means the Verify service itself is missing: our problem, not the caller's.
         answer = Refusal("upstream_error", twilio_code=20404) if failure.code == "verification_not_found" else failure
-        return Ending(answer.code, answer, record=release)
+        return Ending(answer.code, answer, record=remember if weigh and not known else release)
     body = {
         "success": True,
         "status": sent.status,
         "channel": sent.channel,
         "resendAfter": settings.send_cooldown_seconds,
     }
-    return Ending("sent", Reply(200, body), twilio_sid=sent.sid)
+    sent_with = partial(remember, sent=(sent.channel, assessment.evidence))
+    return Ending("sent", Reply(200, body), record=sent_with, twilio_sid=sent.sid)
+
+
+def _look_up(trail: _Trail, number: str) -> Signals | None:
+    """Lookup's signals, or None when it did not answer (timeout, 5xx): LOOKUP_FAILURE decides then."""
+    try:
+        return trail.services.lookup.signals(number, trail.services.settings.lookup_fields, trail.now)
+    except Refusal:
+        return None
 
 
 def _check(trail: _Trail, code: str) -> Ending:
@@ -173,6 +200,11 @@ def _customer(trail: _Trail) -> Ending:
         "verifiedAt": iso(approval.approved_at),
         "verifiedUntil": iso(approval.approved_until),
         "customer": visible,
+        "assurance": {
+            "channel": approval.channel,
+            "verifiedAt": iso(approval.approved_at),
+            "riskCheck": approval.risk or {"verdict": "not_checked"},
+        },
     }
     return Ending("served", Reply(200, body))
 
@@ -241,6 +273,7 @@ class _Trail:
     task_sid: str | None
     now: int
     agent: Agent | None = None
+    weighed: dict[str, Any] | None = None  # what a start weighed about the number (audited)
 
     @classmethod
     def begin(
@@ -259,6 +292,12 @@ class _Trail:
         self.request.log["agent"] = self.agent.identity
         return self.agent
 
+    def weigh(self, signals: Signals | None, channel: str) -> risk.Assessment:
+        assessment = risk.assess(signals, channel, self.services.settings, self.now)
+        self.weighed, self.channel = assessment.evidence, assessment.channel
+        self.request.log["risk"] = assessment.evidence["verdict"]
+        return assessment
+
     def event(self, outcome: str, twilio_sid: str | None = None) -> AuditEvent:
         self.request.log["outcome"] = outcome
         return AuditEvent(
@@ -271,5 +310,6 @@ class _Trail:
             task_sid=self.task_sid,
             channel=self.channel,
             twilio_sid=twilio_sid,
+            risk=self.weighed,
             at=self.services.clock(),
         )

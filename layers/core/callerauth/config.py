@@ -8,6 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 CHANNELS = ("sms", "call", "email", "whatsapp")
+LOOKUP_FIELDS = ("line_type_intelligence", "sim_swap", "call_forwarding", "sms_pumping_risk")
+# Lookup v2's line types (line_type_intelligence.type).
+LINE_TYPES = (
+    "landline", "mobile", "fixedVoip", "nonFixedVoip", "personal", "tollFree",
+    "premium", "sharedCost", "uan", "voicemail", "pager", "unknown",
+)  # fmt: skip
+BLOCKED_LINE_TYPES = "nonFixedVoip,premium,sharedCost,uan,pager,voicemail,tollFree"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -36,11 +43,18 @@ class Settings:
     allowed_source_cidrs: tuple[Network, ...] = ()  # empty: any source
     supervisor_roles: frozenset[str] = frozenset({"supervisor", "admin"})
     max_refusals_per_source_per_minute: int = 30
+    lookup_fields: tuple[str, ...] = ("line_type_intelligence",)  # empty: Lookup off
+    blocked_line_types: frozenset[str] = frozenset(BLOCKED_LINE_TYPES.split(","))
+    sim_swap_window_days: int = 7
+    sms_pumping_risk_threshold: int = 80  # Twilio's score, 0-100
+    lookup_failure: str = "allow"  # or "refuse": what a start does when Lookup cannot answer
+    lookup_cache_hours: int = 24
     audit_retention_days: int = 90
     customer_fields: tuple[str, ...] = ("name", "accountNumber", "tier", "email", "postcode")
     twilio_timeout_seconds: float = 5.0
     twilio_verify_base_url: str = "https://verify.twilio.com"
     twilio_iam_base_url: str = "https://iam.twilio.com"
+    twilio_lookup_base_url: str = "https://lookups.twilio.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -88,11 +102,22 @@ class Settings:
             allowed_source_cidrs=_networks(listing("ALLOWED_SOURCE_CIDRS", "")),
             supervisor_roles=frozenset(listing("SUPERVISOR_ROLES", "supervisor,admin")),
             max_refusals_per_source_per_minute=number("MAX_REFUSALS_PER_SOURCE_PER_MINUTE", 30, 1),
+            lookup_fields=_known("LOOKUP_FIELDS", listing("LOOKUP_FIELDS", "line_type_intelligence"), LOOKUP_FIELDS),
+            blocked_line_types=frozenset(
+                _known("BLOCKED_LINE_TYPES", listing("BLOCKED_LINE_TYPES", BLOCKED_LINE_TYPES), LINE_TYPES)
+            ),
+            sim_swap_window_days=number("SIM_SWAP_WINDOW_DAYS", 7, 1),
+            sms_pumping_risk_threshold=_at_most(
+                "SMS_PUMPING_RISK_THRESHOLD", number("SMS_PUMPING_RISK_THRESHOLD", 80), 100
+            ),
+            lookup_failure=_choice("LOOKUP_FAILURE", text("LOOKUP_FAILURE", "allow").lower(), ("allow", "refuse")),
+            lookup_cache_hours=number("LOOKUP_CACHE_HOURS", 24, 1),
             audit_retention_days=number("AUDIT_RETENTION_DAYS", 90, 1),
             customer_fields=listing("CUSTOMER_FIELDS", "name,accountNumber,tier,email,postcode"),
             twilio_timeout_seconds=timeout,
             twilio_verify_base_url=text("TWILIO_VERIFY_BASE_URL", "https://verify.twilio.com").rstrip("/"),
             twilio_iam_base_url=text("TWILIO_IAM_BASE_URL", "https://iam.twilio.com").rstrip("/"),
+            twilio_lookup_base_url=text("TWILIO_LOOKUP_BASE_URL", "https://lookups.twilio.com").rstrip("/"),
         )
 
 
@@ -115,3 +140,21 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
     except ValueError as exc:
         raise ConfigError(f"ALLOWED_SOURCE_CIDRS has an entry that is not a CIDR: {exc}") from None
+
+
+def _known(name: str, values: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    if unknown := [value for value in values if value not in known]:
+        raise ConfigError(f"{name} has entries that are not among {', '.join(known)}: {unknown}")
+    return values
+
+
+def _at_most(name: str, value: int, maximum: int) -> int:
+    if value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, not {value}")
+    return value
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be {' or '.join(choices)}, not {value!r}")
+    return value

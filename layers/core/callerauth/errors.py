@@ -19,6 +19,7 @@ STATUS: dict[str, int] = {
     "agent_auth_invalid": 403,
     "not_verified": 403,
     "destination_blocked": 403,
+    "destination_risky": 403,
     "source_not_allowed": 403,
     "cancel_not_allowed": 403,
     "verification_not_found": 404,
@@ -49,6 +50,26 @@ MESSAGES: dict[tuple[str, str | None], str] = {
     ("destination_blocked", "geo_permissions"): "Verification to this country is not enabled.",
     ("destination_blocked", "premium_rate"): "This is a premium-rate number: codes are never sent to it.",
     ("destination_blocked", "shared_cost"): "This is a shared-cost number: codes are never sent to it.",
+    ("destination_risky", None): "This number did not pass its risk check: authenticate the caller another way.",
+    ("destination_risky", "sim_swap"): ("This number's SIM changed recently: authenticate the caller another way."),
+    ("destination_risky", "call_forwarding"): (
+        "Calls to this number are forwarded elsewhere, so a code by voice may reach someone else: "
+        "send it by SMS, or authenticate the caller another way."
+    ),
+    ("destination_risky", "line_type"): (
+        "This kind of number (virtual, toll-free, pager or voicemail) cannot prove who holds it: "
+        "authenticate the caller another way."
+    ),
+    ("destination_risky", "landline"): (
+        "This number is a landline: it cannot receive a code by SMS and voice codes are not enabled; "
+        "authenticate the caller another way."
+    ),
+    ("destination_risky", "sms_pumping_risk"): (
+        "Twilio rates this number as a likely source of SMS fraud: authenticate the caller another way."
+    ),
+    ("destination_risky", "risk_unknown"): (
+        "This number's risk could not be checked just now: try again shortly, or authenticate the caller another way."
+    ),
     ("source_not_allowed", None): "Requests from this network are not allowed.",
     ("cancel_not_allowed", None): "Only the agent who sent this code, or a supervisor, can cancel it.",
     ("verification_not_found", None): (

@@ -15,6 +15,7 @@ Code = Literal[
     "agent_auth_invalid",
     "not_verified",
     "destination_blocked",
+    "destination_risky",
     "source_not_allowed",
     "cancel_not_allowed",
     "verification_not_found",

@@ -1,7 +1,9 @@
 """DynamoDB: verification state, send counters, the audit trail and customer records.
 
 One state table, keys (pk, sk):
-  D#<hmac(destination)>  STATE                      last send and who sent it, failed checks, lock, approval
+  D#<hmac(destination)>  STATE                      last send (who, by which channel, its risk), failed checks,
+                                                    lock, approval
+  D#<hmac(destination)>  LOOKUP                     what Twilio Lookup said of the number (a cache, see risk.py)
   D#<hmac(destination)>  SENDS#<length>#<window>    sends to that destination (see limits.py)
   A#<agent identity>     SENDS#<length>#<window>    sends by that agent
   DEPLOYMENT             SENDS#<length>#<window>    sends by the whole deployment (minute, hour, day)
@@ -15,16 +17,19 @@ transaction after it that records the outcome together with its audit event.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from callerauth import limits
 from callerauth.config import Settings
+from callerauth.lookup import Signals
 from callerauth.refusals import Refusal, unavailable
 from callerauth.utc import iso
 
 STATE = "STATE"
+LOOKUP = "LOOKUP"
 CHECK_FAILED = "ConditionalCheckFailed"
 FAILURE_WINDOW = 3600  # failed checks count as consecutive while each comes within this of the last
 
@@ -40,6 +45,7 @@ class AuditEvent:
     task_sid: str | None = None
     channel: str | None = None
     twilio_sid: str | None = None
+    risk: Mapping[str, Any] | None = None  # what a start weighed about the number (risk.Assessment.evidence)
     at: float | None = None  # when it happened, to the millisecond (orders a trail within a second)
 
 
@@ -55,6 +61,8 @@ class Approval:
     task_sid: str | None
     approved_at: int
     approved_until: int
+    channel: str | None = None  # how the approved code was sent
+    risk: Mapping[str, Any] | None = None  # what was weighed before it was sent
 
 
 class Store(Protocol):
@@ -63,6 +71,16 @@ class Store(Protocol):
 
     def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None: ...
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None: ...
+    def known_signals(self, dest: str, now: int, packages: Sequence[str]) -> Signals | None: ...
+    def record_start(
+        self,
+        dest: str,
+        now: int,
+        event: AuditEvent,
+        *,
+        fresh: Signals | None,
+        sent: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> None: ...
     def begin_check(self, dest: str, now: int, limit: int) -> CheckStarted: ...
     def owner(self, dest: str) -> str | None: ...
     def refuse_source(self, source: str, now: int, event: AuditEvent, limit: int) -> bool: ...
@@ -161,6 +179,46 @@ class StateStore:
         self._transact(
             [{"Update": item} for item in counts] + [self._audit_put(dest, now, event)], optional=[{"Update": mark}]
         )
+
+    @_dynamodb
+    def known_signals(self, dest: str, now: int, packages: Sequence[str]) -> Signals | None:
+        """Lookup's cached answer for this destination, if it is current and asked for every package."""
+        item = _plain(self._db.get_item(TableName=self._table, Key=_key(_dest(dest), LOOKUP)).get("Item"))
+        if not item or item.get("expires_at", 0) <= now:  # TTL deletes late
+            return None
+        signals = Signals.from_stored(json.loads(str(item["signals"])))
+        return signals if set(packages) <= set(signals.fields) else None
+
+    @_dynamodb
+    def record_start(
+        self,
+        dest: str,
+        now: int,
+        event: AuditEvent,
+        *,
+        fresh: Signals | None,
+        sent: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Audit a start; with `sent` (channel, risk evidence), note how the code went, for the approval to
+        show; with `fresh`, cache what Lookup said (for LOOKUP_CACHE_HOURS), all in one write."""
+        items = [self._audit_put(dest, now, event)]
+        if sent is not None:
+            channel, evidence = sent
+            values = {":channel": channel, ":risk": json.dumps(evidence, sort_keys=True)}
+            note = self._update(_dest(dest), STATE, "SET sent_channel = :channel, sent_risk = :risk", None, values)
+            items.append({"Update": note})
+        if fresh is not None:
+            cached = {
+                "pk": _dest(dest),
+                "sk": LOOKUP,
+                "signals": json.dumps(fresh.stored(), sort_keys=True),
+                "expires_at": fresh.at + self._settings.lookup_cache_hours * limits.HOUR,
+            }
+            items.append({"Put": {"TableName": self._table, "Item": _typed(cached)}})
+        if len(items) == 1:
+            self._db.put_item(**items[0]["Put"])
+        else:
+            self._transact(items)
 
     def _caps(self, dest: str, agent: str) -> tuple[limits.Cap, ...]:
         return limits.caps(_dest(dest), f"A#{agent}", self._settings)
@@ -315,7 +373,9 @@ class StateStore:
                 self._table: {
                     "Keys": [_key(_dest(dest), STATE)],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "approved_by, approved_at, approved_until, approved_task",
+                    "ProjectionExpression": (
+                        "approved_by, approved_at, approved_until, approved_task, sent_channel, sent_risk"
+                    ),
                 },
                 self._customers: {"Keys": [{"phone": {"S": phone}}], "ConsistentRead": True},
             }
@@ -332,6 +392,8 @@ class StateStore:
                 state.get("approved_task"),
                 int(state["approved_at"]),
                 int(state["approved_until"]),
+                state.get("sent_channel"),
+                json.loads(state["sent_risk"]) if state.get("sent_risk") else None,
             )
         return approval, _document(customer) if customer else None
 
@@ -366,6 +428,7 @@ class StateStore:
             "task_sid": event.task_sid,
             "channel": event.channel,
             "twilio_sid": event.twilio_sid,
+            "risk": json.dumps(event.risk, sort_keys=True) if event.risk else None,
         }
         return {"Put": {"TableName": self._table, "Item": _typed({k: v for k, v in item.items() if v is not None})}}
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from callerauth import twilio_rest
 from callerauth.refusals import Code, Refusal, unavailable
 
 # Seconds until Twilio lets a destination try again after its own limits (a verification lives 10 minutes).
@@ -60,19 +60,7 @@ class TwilioVerify:
         self._call(lambda service: service.verifications(quote(to, safe="")).update(status="canceled"))
 
     def _call(self, request: Callable[[Any], Any]) -> Any:
-        from requests import RequestException
-        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-
-        try:
-            result = request(self._service())
-        except (TwilioRestException, TwilioServiceException) as exc:  # the legacy and the RFC 9457 error shapes
-            raise error_for(exc.status, exc.code) from None
-        except RequestException as exc:
-            # Refused before anything was sent: Twilio did nothing. Any other failure (a read timeout, a
-            # dropped connection) leaves it unknown whether Twilio acted.
-            raise unavailable("twilio_unreachable" if _never_sent(exc) else "twilio_no_answer") from None
-        except (TwilioException, ValueError, KeyError, TypeError, AttributeError):  # an answer we cannot read
-            raise Refusal("upstream_error", "twilio_unreadable") from None
+        result = twilio_rest.call(lambda: request(self._service()), error_for)
         if not isinstance(getattr(result, "status", None), str):
             raise Refusal("upstream_error", "twilio_unreadable")
         return result
@@ -80,27 +68,10 @@ class TwilioVerify:
     def _service(self) -> Any:
         credentials = self._credentials()
         if self._client is None or credentials != self._client_credentials:
-            from twilio.http.http_client import TwilioHttpClient
-            from twilio.rest import Client
-
-            # Twilio's client logs request parameters at INFO, and urllib3 logs URLs at DEBUG (a cancel's
-            # URL holds the number): neither may reach the logs, whatever the log level.
-            quiet = logging.getLogger("callerauth.twilio")
-            quiet.setLevel(logging.WARNING)
-            logging.getLogger("urllib3").setLevel(logging.INFO)
-            http = TwilioHttpClient(timeout=self._timeout, logger=quiet)
-            self._client = Client(credentials.account_sid, credentials.auth_token, http_client=http)
-            self._client.verify.base_url = self._base_url
+            base_urls = {"verify": self._base_url}
+            self._client = twilio_rest.client(credentials.account_sid, credentials.auth_token, self._timeout, base_urls)
             self._client_credentials = credentials
         return self._client.verify.v2.services(credentials.verify_service_sid)
-
-
-def _never_sent(exc: Exception) -> bool:
-    from requests import ConnectTimeout
-    from urllib3.exceptions import NewConnectionError
-
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(exc, ConnectTimeout) or isinstance(reason, NewConnectionError)
 
 
 def error_for(status: int, twilio_code: int | None) -> Refusal:

@@ -35,6 +35,7 @@ class Container:
         from botocore.config import Config
 
         from callerauth.agents import Agents, AnonymousAgents, FlexAgents, IamTokenValidator
+        from callerauth.lookup import TwilioLookup
         from callerauth.privacy import Hasher
         from callerauth.sources import SourceGate
         from callerauth.store import StateStore
@@ -60,6 +61,7 @@ class Container:
             settings=settings,
             store=StateStore(dynamodb, settings),
             verify=TwilioVerify(credentials, settings.twilio_verify_base_url, settings.twilio_timeout_seconds),
+            lookup=TwilioLookup(credentials, settings.twilio_lookup_base_url, settings.twilio_timeout_seconds),
             agents=agents,
             hasher=hasher,
             sources=SourceGate(settings, hasher, self._clock),
