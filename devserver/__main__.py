@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from devserver.samples import SAMPLE_CUSTOMER as SAMPLE_NUMBER
+from devserver.sandbox_lookup import RISK_NUMBERS
 from devserver.stack import Stack, resolve_settings, start_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +83,10 @@ def banner(stack: Stack, agent_auth: str) -> str:
         ' -H "X-Flex-Token: $TOKEN"' + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
         "",
     ]
+    if stack.sandbox is not None:
+        lines += ["The sandbox's Lookup risk numbers (a start to each shows what the risk check does):"]
+        lines += [f"  {number}  {what}" for number, (what, _) in RISK_NUMBERS.items()]
+        lines += [""]
     if stack.demo_url:
         page = f"{stack.demo_url}/" if stack.sandbox else f"{stack.demo_url}/?token=<your Flex token>"
         signed_in = "  (signed in as dev-agent)" if stack.sandbox else ""

@@ -27,6 +27,7 @@ from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
 from devserver.moto_guard import serialise_dynamodb
 from devserver.samples import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
+from devserver.sandbox_lookup import PACKAGES as LOOKUP_PACKAGES
 from devserver.template import (
     Route,
     Template,
@@ -341,7 +342,11 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
             "AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
             "VERIFY_SERVICE_SID": SANDBOX_SERVICE_SID,
         }
-        twilio_urls = {"TWILIO_VERIFY_BASE_URL": stack.sandbox_url, "TWILIO_IAM_BASE_URL": stack.sandbox_url}
+        twilio_urls = {
+            "TWILIO_VERIFY_BASE_URL": stack.sandbox_url,
+            "TWILIO_IAM_BASE_URL": stack.sandbox_url,
+            "TWILIO_LOOKUP_BASE_URL": stack.sandbox_url,
+        }
 
     # (e) The handlers' environment, lowest precedence first: the template's literal values, .env settings
     # the environment does not override, the env argument, then what this stack decides (endpoints,
@@ -350,6 +355,9 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
     configured |= {k: v for k, v in read_dotenv(root / ".env").items() if k not in os.environ} | dict(env)
     table_vars = {env_var_for(logical_id): logical_id for logical_id in stack.table_names}
     table_vars |= table_env_vars(template)
+    # Locally, every Lookup package costs nothing: the sandbox's risk numbers all show (unless told otherwise).
+    if stack.sandbox is not None and "LOOKUP_FIELDS" not in os.environ and "LOOKUP_FIELDS" not in configured:
+        configured["LOOKUP_FIELDS"] = ",".join(LOOKUP_PACKAGES)
     handler_env = {
         **configured,
         **{name: stack.table_names[logical_id] for name, logical_id in table_vars.items()},

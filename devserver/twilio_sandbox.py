@@ -8,6 +8,7 @@ Serves, as a WSGI application:
   random 6-digit codes, 10-minute expiry, the same code re-sent while pending, 5 sends to one ``To`` within
   10 minutes then 60203, 5 wrong checks then 60202, finished or expired verifications answer 20404;
 - ``POST /v1/Accounts/{AccountSid}/Tokens/validate`` (what ``twilio-flex-token-validator`` calls);
+- ``GET /v2/PhoneNumbers/{PhoneNumber}`` (Lookup v2, with risk numbers: devserver/sandbox_lookup.py);
 - sandbox-only helpers: ``GET|DELETE /outbox``, ``POST /agent-tokens``, ``POST /sandbox/fail-next``,
   ``POST /sandbox/mode``.
 
@@ -34,6 +35,8 @@ from callerauth.privacy import mask  # the core's: the sandbox shows numbers as 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+
+from devserver.sandbox_lookup import LookupSandbox
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -124,7 +127,9 @@ class TwilioSandbox:
         self._wake = threading.Event()
         self._wake.set()
         self._mode: Mode = "normal"
-        self._failures: list[tuple[int, int | None]] = []
+        self._failures: dict[str, list[tuple[int, int | None]]] = {"verify": [], "lookup": []}
+        self._lookup = LookupSandbox(clock)
+        self.lookups: list[str] = []  # numbers looked up, in order
         self._pending: dict[str, _Verification] = {}  # sid → pending verification
         self._pending_by_to: dict[str, str] = {}  # To → sid
         self._sends: dict[str, list[float]] = {}  # To → send times within the last CODE_TTL_SECONDS
@@ -136,6 +141,7 @@ class TwilioSandbox:
                 Rule("/v2/Services/<service>/Verifications/<sid>", methods=["GET"], endpoint="fetch"),
                 Rule("/v2/Services/<service>/VerificationCheck", methods=["POST"], endpoint="check"),
                 Rule("/v1/Accounts/<account>/Tokens/validate", methods=["POST"], endpoint="iam"),
+                Rule("/v2/PhoneNumbers/<number>", methods=["GET"], endpoint="lookup"),
                 Rule("/outbox", methods=["GET"], endpoint="outbox"),
                 Rule("/outbox", methods=["DELETE"], endpoint="clear_outbox"),
                 Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
@@ -165,12 +171,13 @@ class TwilioSandbox:
         signature = hmac.new(self.auth_token.encode(), signing_input.encode(), hashlib.sha256).digest()
         return signing_input + "." + _b64(signature)
 
-    def fail_next(self, status: int, code: int | None = None, *, count: int = 1) -> None:
-        """The next ``count`` Verify requests answer a Twilio error with this HTTP status and error code."""
-        if not 100 <= status <= 599 or count < 1:
-            raise ValueError("status must be an HTTP status and count at least 1")
+    def fail_next(self, status: int, code: int | None = None, *, count: int = 1, api: str = "verify") -> None:
+        """The next ``count`` requests to ``api`` (verify or lookup) answer a Twilio error with this HTTP status
+        and error code."""
+        if not 100 <= status <= 599 or count < 1 or api not in self._failures:
+            raise ValueError("status must be an HTTP status, count at least 1 and api verify or lookup")
         with self._lock:
-            self._failures.extend([(status, code)] * count)
+            self._failures[api].extend([(status, code)] * count)
 
     def set_mode(self, mode: Mode) -> None:
         """``timeout``: Verify hangs; ``malformed``: Verify answers ``not json``; ``refuse_iam``: IAM 503s."""
@@ -208,13 +215,8 @@ class TwilioSandbox:
             if not self._wake.is_set():
                 self._wake.wait(self.timeout_seconds)
             with self._lock:
-                failure = self._failures.pop(0) if self._failures else None
                 mode = self._mode
-            if failure is not None:
-                status, code = failure
-                raise _TwilioError(
-                    status, code, "Sandbox injected error" if code is not None else "Internal Server Error"
-                )
+            self._injected_failure("verify")
             if mode == "malformed":
                 return Response("not json", status=200, content_type="application/json")
             self._authenticate(request)
@@ -226,7 +228,27 @@ class TwilioSandbox:
                 return self._verify(request, endpoint, args)
         if endpoint == "iam":
             return self._iam(request, args["account"])
+        if endpoint == "lookup":
+            return self._look_up(request, str(args["number"]))
         return self._sandbox(request, endpoint)
+
+    def _injected_failure(self, api: str) -> None:
+        with self._lock:
+            queued = self._failures[api]
+            failure = queued.pop(0) if queued else None
+        if failure is not None:
+            status, code = failure
+            raise _TwilioError(status, code, "Sandbox injected error" if code is not None else "Internal Server Error")
+
+    def _look_up(self, request: Request, number: str) -> Response:
+        self._injected_failure("lookup")
+        self._authenticate(request)
+        answer = self._lookup.answer(number, request.args.get("Fields", ""), request.host_url)
+        if answer is None:
+            raise _TwilioError(404, 20404, f"The requested resource /PhoneNumbers/{mask(number)} was not found")
+        with self._lock:
+            self.lookups.append(number)
+        return _json(answer)
 
     def _authenticate(self, request: Request) -> None:
         auth = request.authorization
@@ -435,9 +457,9 @@ class TwilioSandbox:
                 return _json({"token": token, "identity": identity, "roles": roles}, 201)
             if endpoint == "sandbox_fail":
                 status, code, count = int(params["status"]), params.get("code"), int(params.get("count", 1))
-                code = None if code is None else int(code)
-                self.fail_next(status, code, count=count)
-                return _json({"status": status, "code": code, "count": count})
+                code, api = None if code is None else int(code), str(params.get("api", "verify"))
+                self.fail_next(status, code, count=count, api=api)
+                return _json({"status": status, "code": code, "count": count, "api": api})
             mode = params.get("mode")
             if mode not in MODES:
                 raise ValueError(f"mode must be one of {', '.join(MODES)}")

@@ -100,6 +100,7 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
     # What is known costs nothing: a number known to be risky is refused before it takes a send.
     known = services.store.known_signals(trail.key, trail.now, settings.lookup_fields) if weigh else None
     assessment = trail.weigh(known, target.channel) if known else risk.not_checked(target.channel)
+    trail.weighed = assessment.evidence
     if assessment.refusal:
         raise assessment.refusal
     reservation = trail.request.request_id
