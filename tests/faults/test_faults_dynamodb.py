@@ -131,9 +131,10 @@ def test_the_release_after_a_twilio_failure_refused_by_dynamodb_keeps_the_cooldo
 
 
 def test_the_audit_after_a_send_refused_by_dynamodb_keeps_the_reservation(rig: Rig, dynamo: DynamoFaults) -> None:
-    # Given DynamoDB throttles the audit write that follows a successful send
+    # Given DynamoDB throttles the write that follows a successful send (its audit event, how it was sent and
+    # what Lookup said: one transaction, after the reservation's)
     agent = rig.desk()
-    dynamo.fail("PutItem", throttled())
+    dynamo.fail("TransactWriteItems", throttled(), skip=1)
 
     # When a code is asked for
     failed = agent.start()

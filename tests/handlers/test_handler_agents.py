@@ -219,6 +219,12 @@ def test_the_approving_agent_gets_only_the_visible_fields(
         "verifiedAt": iso(verified_at),
         "verifiedUntil": iso(verified_at + 1800),
         "customer": VISIBLE,
+        # how the code went, and what Lookup said first (the default package: the line type)
+        "assurance": {
+            "channel": "sms",
+            "verifiedAt": iso(verified_at),
+            "riskCheck": {"verdict": "passed", "checkedAt": iso(verified_at), "lineType": "mobile"},
+        },
     }
     _is_audited(audit, answer, "customer_info", "served", "alice")
 

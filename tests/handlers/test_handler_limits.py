@@ -302,6 +302,7 @@ def test_a_refused_send_releases_its_reservation_and_is_audited(
         MAX_SENDS_PER_DESTINATION_PER_HOUR="1",
         MAX_SENDS_PER_AGENT_PER_HOUR="1",
         MAX_SENDS_PER_MINUTE="1",
+        LOOKUP_FIELDS="",  # a send that paid for a Lookup: tests/unit/test_risk_signals.py
     )
     sandbox.fail_next(twilio_status, twilio_code)
 
@@ -317,6 +318,7 @@ def test_a_refused_send_releases_its_reservation_and_is_audited(
         assert int(failed.headers["Retry-After"]) > 0
     assert retried.status == 200, retried.body
     assert len(sandbox.outbox) == 1
+    assert sandbox.lookups == []  # Lookup off here (a refusal of the number keeps the Lookup it paid for)
     # and the audit trail records the answer the agent got
     assert _outcome(audit, failed) == ("start", code)
 

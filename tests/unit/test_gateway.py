@@ -381,7 +381,8 @@ import fakecore
 def lambda_handler(event, context):
     import json
     names = ["STATE_TABLE", "CUSTOMERS_TABLE", "ACCOUNT_SID", "VERIFY_SERVICE_SID",
-             "TWILIO_VERIFY_BASE_URL", "TWILIO_IAM_BASE_URL", "AGENT_AUTH", "APPROVAL_TTL_SECONDS",
+             "TWILIO_VERIFY_BASE_URL", "TWILIO_IAM_BASE_URL", "TWILIO_LOOKUP_BASE_URL", "AGENT_AUTH",
+             "APPROVAL_TTL_SECONDS",
              "SEND_COOLDOWN_SECONDS", "HASH_SECRET", "HASH_SECRET_ARN", "POWERTOOLS_SERVICE_NAME",
              "AWS_ENDPOINT_URL_DYNAMODB"]
     body = {"module": __name__, "layer": fakecore.MARK, "env": {n: os.environ.get(n) for n in names}}
@@ -452,6 +453,7 @@ def test_stack_serves_the_handlers_with_tables_sandbox_and_settings(
         assert env["AWS_ENDPOINT_URL_DYNAMODB"] == stack.dynamodb_url
         assert stack.sandbox is not None and env["ACCOUNT_SID"] == stack.sandbox.account_sid
         assert env["TWILIO_VERIFY_BASE_URL"] == env["TWILIO_IAM_BASE_URL"] == stack.sandbox_url
+        assert env["TWILIO_LOOKUP_BASE_URL"] == stack.sandbox_url
         assert env["HASH_SECRET"] == DEV_HASH_SECRET
         assert env["HASH_SECRET_ARN"] is None  # would send the core to real Secrets Manager
         assert env["POWERTOOLS_SERVICE_NAME"] == "callerauth"

@@ -209,15 +209,30 @@ def test_a_known_risky_number_is_refused_without_taking_a_send(world_factory: Ca
     assert world.lookup.calls == [TO, FRESH]
 
 
-def test_a_send_that_paid_for_a_lookup_is_not_given_back(risky_world: Any) -> None:
+@pytest.mark.parametrize(
+    ("twilio_status", "twilio_code", "given_back"),
+    [
+        pytest.param(400, 60605, False, id="geo-permissions"),
+        pytest.param(403, 60410, False, id="fraud-guard"),
+        pytest.param(429, 60203, False, id="max-send-attempts"),
+        pytest.param(429, 20429, True, id="twilio-busy"),
+        pytest.param(400, 60200, True, id="invalid-parameter"),
+    ],
+)
+def test_a_send_twilio_refuses_for_its_number_keeps_the_lookup_it_paid_for(
+    risky_world: Any, twilio_status: int, twilio_code: int, given_back: bool
+) -> None:
     from callerauth.twilio_verify import error_for
 
     # Given Twilio refuses the send for good, after the number was looked up
-    risky_world.verify.fail("start", error_for(400, 60200))
-    assert send(risky_world).code == "invalid_parameter"
+    risky_world.verify.fail("start", error_for(twilio_status, twilio_code))
+    assert send(risky_world).status >= 400
 
-    # Then the attempt still counts: its cooldown holds (a stream of new numbers cannot buy Lookups for free)
-    assert send(risky_world).code == "rate_limited"
+    # Then a refusal of the number itself still counts (its cooldown holds), so that a stream of numbers
+    # Twilio refuses cannot buy Lookups for free; a failure on Twilio's side is given back as before
+    retried = send(risky_world)
+    assert retried.status == (200 if given_back else 429)
+    assert risky_world.lookup.calls == [TO] * (2 if given_back else 1)
 
 
 def test_start_makes_two_twilio_calls_uncached_and_one_cached(risky_world: Any) -> None:

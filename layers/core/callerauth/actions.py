@@ -28,6 +28,8 @@ from callerauth.utc import iso
 
 # Refusals of a request nobody has identified: audited under its source, not the number it names.
 UNTRUSTED = frozenset({"agent_auth_required", "agent_auth_invalid", "source_not_allowed"})
+# Twilio's refusals of a number itself (geo permissions, landline, Fraud Guard, its own send limit).
+NUMBER_REFUSALS = frozenset({"destination_blocked", "max_send_attempts"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +107,7 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
         raise assessment.refusal
     reservation = trail.request.request_id
     services.store.reserve_send(trail.key, agent.identity, trail.now, reservation)
-    # A Lookup is paid for, so it is made only inside the send limits, and a send it preceded is never
-    # given back: otherwise a stream of new numbers would buy Lookups without end.
+    # A Lookup is paid for, so it is made only inside the send limits.
     fresh = None
     if weigh and not known:
         fresh = _look_up(trail, target.to)
@@ -122,7 +123,10 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
             return Ending(failure.code, failure, record=remember)
         # On a send, "not found" means the Verify service itself is missing: our problem, not the caller's.
         answer = Refusal("upstream_error", twilio_code=20404) if failure.code == "verification_not_found" else failure
-        return Ending(answer.code, answer, record=remember if weigh and not known else release)
+        # A send Twilio refused for its number keeps the Lookup it paid for: otherwise a stream of numbers
+        # Twilio refuses (not enabled countries, Fraud Guard) would buy Lookups without end.
+        keep = weigh and not known and answer.code in NUMBER_REFUSALS
+        return Ending(answer.code, answer, record=remember if keep else release)
     body = {
         "success": True,
         "status": sent.status,

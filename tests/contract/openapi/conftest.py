@@ -36,6 +36,7 @@ CONTRACT_ERRORS = {
     (403, "agent_auth_invalid"),
     (403, "not_verified"),
     (403, "destination_blocked"),
+    (403, "destination_risky"),
     (403, "source_not_allowed"),
     (403, "cancel_not_allowed"),
     (404, "verification_not_found"),

@@ -197,7 +197,10 @@ WRONG = {
         _answer(
             200,
             '{"success": true, "verifiedAt": "2030-03-26T00:00:00Z", "verifiedUntil": "2030-03-26T00:30:00Z", '
-            '"customer": {"name": "Ada"}, "notes": "' + SECRET_NOTE + '"}',
+            '"customer": {"name": "Ada"}, '
+            '"assurance": {"channel": "sms", "verifiedAt": "2030-03-26T00:00:00Z", '
+            '"riskCheck": {"verdict": "not_checked"}}, '
+            '"notes": "' + SECRET_NOTE + '"}',
         ),
         "'notes' was unexpected",
     ),
@@ -207,6 +210,8 @@ WRONG = {
         _answer(
             200,
             '{"success": true, "verifiedAt": "2030-03-26T00:00:00Z", "verifiedUntil": "2030-03-26T00:30:00Z", '
+            '"assurance": {"channel": "sms", "verifiedAt": "2030-03-26T00:00:00Z", '
+            '"riskCheck": {"verdict": "not_checked"}}, '
             '"customer": {"name": "' + SECRET_NOTE + '", "tier": 3}}',
         ),
         "body.customer.tier",
