@@ -71,14 +71,24 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    """Prism serving Twilio's Verify v2 (or TWILIO_OAI_SPEC)."""
+    yield from _serve(tmp_path_factory, spec_path())
+
+
+@pytest.fixture(scope="session")
+def lookup_prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    """Prism serving Twilio's Lookup v2."""
+    yield from _serve(tmp_path_factory, twilio_oai.SPEC_DIR / "twilio_lookups_v2.json")
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, spec: Path) -> Iterator[Prism]:
     if os.environ.get("CALLERAUTH_SKIP_PRISM") == "1":
         pytest.skip("CALLERAUTH_SKIP_PRISM=1: Twilio conformance tests not run")
-    if not os.environ.get("TWILIO_OAI_SPEC"):
+    if spec.parent.resolve() == twilio_oai.SPEC_DIR.resolve():  # ours to fetch (not a TWILIO_OAI_SPEC override)
         try:
             twilio_oai.ensure()
         except twilio_oai.Unavailable as exc:
             pytest.fail(f"Twilio's OpenAPI descriptions: {exc}", pytrace=False)
-    spec = spec_path()
     if not spec.is_file():
         pytest.fail(
             f"Twilio's OpenAPI description is missing: {spec} (run `make twilio-oai`, "

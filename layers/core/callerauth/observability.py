@@ -15,6 +15,7 @@ metrics = Metrics(service="callerauth", namespace=os.environ.get("POWERTOOLS_MET
 METRICS = {
     ("/start-verify", "sent"): "CodesSent",
     ("/start-verify", "rate_limited"): "SendsRefused",
+    ("/start-verify", "destination_risky"): "RiskyNumbersRefused",
     ("/check-verify", "approved"): "Approvals",
     ("/check-verify", "incorrect_code"): "FailedChecks",
     ("/check-verify", "locked"): "Lockouts",
@@ -34,6 +35,8 @@ def record(log: Mapping[str, Any]) -> None:
         names.append("CircuitBreakerTripped")
     if log.get("reason") == "source_refusals":
         names.append("SourceRefusalsCapped")
+    if log.get("risk") == "incomplete" or log.get("reason") == "risk_unknown":  # Lookup could not answer
+        names.append("LookupFailures")
     if route == "/customer-info" and 400 <= status < 500 and status != 404:
         names.append("CustomerInfoRefused")
     if status >= 500:

@@ -1,0 +1,60 @@
+"""The number's risk through the Lambda handlers (their events, the sandbox's Lookup): what is published for
+operators, and the Twilio calls a start makes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from devserver.sandbox_lookup import RISK_NUMBERS
+
+MOBILE, LANDLINE, VOIP, SWAPPED, FORWARDED, PUMPING = RISK_NUMBERS
+
+
+def published(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The EMF metric names the handlers printed since the last call."""
+    names = []
+    for line in capsys.readouterr().out.splitlines():
+        if '"_aws"' in line:
+            document = json.loads(line)
+            names += [m["Name"] for d in document["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]]
+    return names
+
+
+def test_a_lookup_that_cannot_answer_is_counted_for_the_alarm(
+    api: Callable[..., Any], sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given LookupFailure=allow (the default), and Lookup failing the next request
+    client = api(AGENT_AUTH="none")
+    sandbox.fail_next(503, 20503, api="lookup")
+    capsys.readouterr()
+
+    # When a code is asked for
+    assert client.start(MOBILE).status == 200
+
+    # Then the code went, and LookupFailures (the LookupFailuresAlarm's metric) was published
+    assert published(capsys) == ["CodesSent", "LookupFailures"]
+
+
+def test_a_risky_number_is_counted(api: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
+    client = api(AGENT_AUTH="none")
+    capsys.readouterr()
+
+    assert client.start(VOIP).status == 403
+
+    assert published(capsys) == ["RiskyNumbersRefused"]
+
+
+def test_a_start_asks_twilio_twice_then_once(api: Callable[..., Any], sandbox: Any) -> None:
+    # Given no cooldown
+    client = api(AGENT_AUTH="none", SEND_COOLDOWN_SECONDS="0")
+
+    # When a number is verified twice
+    for _ in range(2):
+        assert client.start(MOBILE).status == 200
+
+    # Then one Lookup (the second start read it from the cache) and two Verify sends
+    assert (sandbox.lookups.count(MOBILE), len(sandbox.outbox)) == (1, 2)
