@@ -11,7 +11,8 @@ One state table, keys (pk, sk):
   D#<hmac(destination)>  AUDIT#<time>#<request id>  one audit event (S#... for refused unauthenticated ones)
 Every item carries `expires_at` (TTL). TTL deletes late, so reads compare times themselves.
 Each request costs at most two calls: one conditional write (or read) before Twilio, one
-transaction after it that records the outcome together with its audit event.
+transaction after it that records the outcome together with its audit event; a cancel first reads who owns
+the verification, and a start with Lookup on first reads the number's cached Lookup answer.
 """
 
 from __future__ import annotations
