@@ -98,11 +98,11 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
             raise Refusal("destination_blocked", "country_not_allowed")
         if target.costly:
             raise Refusal("destination_blocked", target.costly)
-    weigh = settings.lookup_fields and target.channel in risk.PHONE_CHANNELS
+    weigh = bool(settings.lookup_fields) and target.channel in risk.PHONE_CHANNELS
     # What is known costs nothing: a number known to be risky is refused before it takes a send.
     known = services.store.known_signals(trail.key, trail.now, settings.lookup_fields) if weigh else None
-    assessment = trail.weigh(known, target.channel) if known else risk.not_checked(target.channel)
-    trail.weighed = assessment.evidence
+    unweighed = risk.not_checked(target.channel)
+    assessment = trail.note(risk.assess(known, target.channel, settings, trail.now) if known else unweighed)
     if assessment.refusal:
         raise assessment.refusal
     reservation = trail.request.request_id
@@ -111,7 +111,7 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
     fresh = None
     if weigh and not known:
         fresh = _look_up(trail, target.to)
-        assessment = trail.weigh(fresh, target.channel)
+        assessment = trail.note(risk.assess(fresh, target.channel, settings, trail.now))
     remember = partial(services.store.record_start, trail.key, trail.now, fresh=fresh)
     if assessment.refusal:
         return Ending(assessment.refusal.code, assessment.refusal, record=remember)
@@ -297,10 +297,10 @@ class _Trail:
         self.request.log["agent"] = self.agent.identity
         return self.agent
 
-    def weigh(self, signals: Signals | None, channel: str) -> risk.Assessment:
-        assessment = risk.assess(signals, channel, self.services.settings, self.now)
-        self.weighed, self.channel = assessment.evidence, assessment.channel
-        self.request.log["risk"] = assessment.evidence["verdict"]
+    def note(self, assessment: risk.Assessment) -> risk.Assessment:
+        """What a start weighed about the number, for its audit event and log; the channel it decided."""
+        self.weighed, self.request.log["risk"] = assessment.evidence, assessment.evidence["verdict"]
+        self.channel = assessment.channel
         return assessment
 
     def event(self, outcome: str, twilio_sid: str | None = None) -> AuditEvent:
