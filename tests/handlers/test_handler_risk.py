@@ -58,3 +58,47 @@ def test_a_start_asks_twilio_twice_then_once(api: Callable[..., Any], sandbox: A
 
     # Then one Lookup (the second start read it from the cache) and two Verify sends
     assert (sandbox.lookups.count(MOBILE), len(sandbox.outbox)) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("number", "channel", "status", "decided"),
+    [
+        (MOBILE, "sms", 200, "sms"),
+        (LANDLINE, "sms", 200, "call"),
+        (VOIP, "sms", 403, "line_type"),
+        (SWAPPED, "sms", 403, "sim_swap"),
+        (FORWARDED, "call", 403, "call_forwarding"),
+        (FORWARDED, "sms", 200, "sms"),
+        (PUMPING, "sms", 403, "sms_pumping_risk"),
+    ],
+)
+def test_each_risk_number_through_the_handler(
+    api: Callable[..., Any],
+    sandbox: Any,
+    audit: Any,
+    assert_error: Callable[..., Any],
+    number: str,
+    channel: str,
+    status: int,
+    decided: str,
+) -> None:
+    # Given every Lookup package, and codes by SMS or voice
+    client = api(
+        AGENT_AUTH="none",
+        LOOKUP_FIELDS="line_type_intelligence,sim_swap,call_forwarding,sms_pumping_risk",
+        ALLOWED_CHANNELS="sms,call",
+    )
+
+    # When a code is asked for one of the sandbox's risk numbers
+    answer = client.start(number, channel=channel)
+
+    # Then the policy's answer, and the start's audit event holds the evidence
+    risk = json.loads(audit.of(answer)["risk"])
+    if status == 200:
+        assert answer.status == 200 and answer.body["channel"] == decided
+        assert sandbox.outbox[-1]["channel"] == decided
+        assert risk["verdict"] == "passed"
+    else:
+        assert_error(answer, 403, "destination_risky")
+        assert sandbox.outbox == []
+        assert (risk["verdict"], risk["reason"]) == ("refused", decided)
