@@ -35,6 +35,7 @@ CONTRACT_DEFAULTS = {
     "MAX_REFUSALS_PER_SOURCE_PER_MINUTE": "30",
     "AUDIT_RETENTION_DAYS": "90",
     "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
+    "TASKROUTER_WORKSPACE_SID": "",
     "ACCOUNT_SID": "",
     "AUTH_TOKEN": "",
     "VERIFY_SERVICE_SID": "",
