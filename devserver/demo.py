@@ -51,8 +51,10 @@ class DemoPage:
 
     def config(self) -> dict[str, Any]:
         """``{"apiUrl", "token", "agent", "agentAuth", "outboxUrl", "taskSid"}``; without the sandbox, no token
-        (``""``); ``taskSid`` is the TaskRouter task the page works on (``""``: the page makes one up)."""
-        mode = {"agentAuth": self.agent_auth, "outboxUrl": self.outbox_url or "", "taskSid": self.task_sid or ""}
+        (``""``); with ``taskSid``, the TaskRouter task the page works on (without it, the page makes one up)."""
+        mode = {"agentAuth": self.agent_auth, "outboxUrl": self.outbox_url or ""}
+        if self.task_sid:
+            mode["taskSid"] = self.task_sid
         if self.sandbox is None:
             return {"apiUrl": self.api_url, "token": "", "agent": "", **mode}
         token = self.sandbox.issue_token(self.agent, ["agent"])
