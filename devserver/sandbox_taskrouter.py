@@ -116,7 +116,6 @@ class TaskRouterSandbox:
         task.reservations.append(self._reservation(worker, now))
         with self._lock:
             self._tasks[task.sid] = task
-        self._announce(f"[twilio sandbox] task {task.sid} for {mask(caller)}, held by {worker}")
         return task.sid
 
     def transfer(self, sid: str, worker: str) -> None:
@@ -176,7 +175,9 @@ class TaskRouterSandbox:
         params: dict[str, Any] = body if isinstance(body, dict) else request.form.to_dict()
         try:
             if endpoint == "taskrouter_create":
-                sid = self.create_task(str(params.get("from") or ""), str(params.get("worker") or ""))
+                caller, worker = str(params.get("from") or ""), str(params.get("worker") or "")
+                sid = self.create_task(caller, worker)
+                self._announce(f"[twilio sandbox] task {sid} for {mask(caller)}, held by {worker}")
                 return _json({"taskSid": sid}, 201)
             if endpoint == "taskrouter_fail":
                 status, count = int(params["status"]), int(params.get("count", 1))
