@@ -187,10 +187,10 @@ class TaskRouterSandbox:
             raise TaskRouterError(400, 60200, f"Invalid parameter: {exc}") from exc
         sid, change = str(args["sid"]), str(args["change"])
         if change == "transfer":
-            worker = params.get("worker")
-            if not isinstance(worker, str) or not worker:
+            target = params.get("worker")
+            if not isinstance(target, str) or not target:
                 raise TaskRouterError(400, 20001, "Missing required parameter worker")
-            self.transfer(sid, worker)
+            self.transfer(sid, target)
         elif change == "wrap":
             self.wrap(sid)
         elif change == "complete":
