@@ -22,11 +22,11 @@ from boto3.dynamodb.types import TypeSerializer
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devserver.demo import DemoPage
+from devserver.demo import DEMO_AGENT, DemoPage
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
 from devserver.moto_guard import serialise_dynamodb
-from devserver.samples import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
+from devserver.samples import SAMPLE_CUSTOMER, SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
 from devserver.sandbox_lookup import PACKAGES as LOOKUP_PACKAGES
 from devserver.template import (
     Route,
@@ -198,6 +198,7 @@ class Stack:
         self.sandbox_url: str | None = None
         self.demo_url: str | None = None
         self.sandbox: TwilioSandbox | None = None
+        self.ready_task: str | None = None  # the sandbox's task for the sample customer, held by dev-agent
         self.table_names: dict[str, str] = {}
         self.routes: list[Route] = []
         self.gateway: Gateway | None = None
@@ -287,6 +288,13 @@ def start_stack(  # noqa: PLR0913 - keyword-only options, each with a default
     return stack
 
 
+def _sandbox_defaults(configured: dict[str, str], *, sandbox: bool) -> dict[str, str]:
+    """Against the sandbox every Lookup package costs nothing: its risk numbers all show (unless told otherwise)."""
+    if not sandbox or "LOOKUP_FIELDS" in os.environ or "LOOKUP_FIELDS" in configured:
+        return configured
+    return {**configured, "LOOKUP_FIELDS": ",".join(LOOKUP_PACKAGES)}
+
+
 def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they came; one start, in order
     stack: Stack,
     root: Path,
@@ -337,6 +345,9 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
         server, thread = _serve(stack.sandbox, sandbox_port, "twilio-sandbox")
         stack._servers.append((server, thread))
         stack.sandbox_url = f"http://{HOST}:{server.server_port}"
+        if workspace := settings.get("TASKROUTER_WORKSPACE_SID", "").strip():
+            stack.sandbox.taskrouter.workspace_sid = workspace  # the sandbox is whichever workspace is set
+        stack.ready_task = stack.sandbox.taskrouter.create_task(SAMPLE_CUSTOMER, DEMO_AGENT)
         twilio = {
             "ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
             "AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
@@ -346,6 +357,7 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
             "TWILIO_VERIFY_BASE_URL": stack.sandbox_url,
             "TWILIO_IAM_BASE_URL": stack.sandbox_url,
             "TWILIO_LOOKUP_BASE_URL": stack.sandbox_url,
+            "TWILIO_TASKROUTER_BASE_URL": stack.sandbox_url,
         }
 
     # (e) The handlers' environment, lowest precedence first: the template's literal values, .env settings
@@ -355,9 +367,7 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
     configured |= {k: v for k, v in read_dotenv(root / ".env").items() if k not in os.environ} | dict(env)
     table_vars = {env_var_for(logical_id): logical_id for logical_id in stack.table_names}
     table_vars |= table_env_vars(template)
-    # Locally, every Lookup package costs nothing: the sandbox's risk numbers all show (unless told otherwise).
-    if stack.sandbox is not None and "LOOKUP_FIELDS" not in os.environ and "LOOKUP_FIELDS" not in configured:
-        configured["LOOKUP_FIELDS"] = ",".join(LOOKUP_PACKAGES)
+    configured = _sandbox_defaults(configured, sandbox=stack.sandbox is not None)
     handler_env = {
         **configured,
         **{name: stack.table_names[logical_id] for name, logical_id in table_vars.items()},
@@ -398,7 +408,9 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
     # (g) The demo agent page, on another origin than the API's: the browser's CORS checks are real.
     if demo_port is not None:
         agent_auth = (os.environ.get("AGENT_AUTH") or "flex").strip().lower() or "flex"  # as the handlers read it
-        demo = DemoPage(stack.api_url, stack.sandbox, agent_auth=agent_auth, outbox_url=stack.outbox_url)
+        # With TaskRouter on, the page works on the ready task; without it, on a task SID it makes up.
+        task = stack.ready_task if os.environ.get("TASKROUTER_WORKSPACE_SID", "").strip() else None
+        demo = DemoPage(stack.api_url, stack.sandbox, agent_auth=agent_auth, outbox_url=stack.outbox_url, task_sid=task)
         server, thread = _serve(demo, demo_port, "demo-page")
         stack._servers.append((server, thread))
         stack.demo_url = f"http://{HOST}:{server.server_port}"

@@ -10,7 +10,8 @@ Serves, as a WSGI application:
 - ``POST /v1/Accounts/{AccountSid}/Tokens/validate`` (what ``twilio-flex-token-validator`` calls);
 - ``GET /v2/PhoneNumbers/{PhoneNumber}`` (Lookup v2, with risk numbers: devserver/sandbox_lookup.py);
 - sandbox-only helpers: ``GET|DELETE /outbox``, ``POST /agent-tokens``, ``POST /sandbox/fail-next``,
-  ``POST /sandbox/mode``.
+  ``POST /sandbox/mode``;
+- TaskRouter's task and reservation reads and ``/sandbox/tasks``, in ``devserver/sandbox_taskrouter.py``.
 
 Tokens from :meth:`TwilioSandbox.issue_token` are HS256 JWTs signed with the auth token, so they stay valid
 across sandbox restarts that keep the same credentials. Nothing here is deployed.
@@ -36,6 +37,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from devserver import sandbox_taskrouter
 from devserver.sandbox_lookup import LookupSandbox
 
 if TYPE_CHECKING:
@@ -134,6 +136,7 @@ class TwilioSandbox:
         self._pending_by_to: dict[str, str] = {}  # To → sid
         self._sends: dict[str, list[float]] = {}  # To → send times within the last CODE_TTL_SECONDS
         self.outbox: list[dict[str, Any]] = []
+        self.taskrouter = sandbox_taskrouter.TaskRouterSandbox(account_sid, auth_token, clock=clock, announce=announce)
         self._map = Map(
             [
                 Rule("/v2/Services/<service>/Verifications", methods=["POST"], endpoint="send"),
@@ -147,6 +150,7 @@ class TwilioSandbox:
                 Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
                 Rule("/sandbox/fail-next", methods=["POST"], endpoint="sandbox_fail"),
                 Rule("/sandbox/mode", methods=["POST"], endpoint="sandbox_mode"),
+                *sandbox_taskrouter.rules(),
             ]
         )
 
@@ -158,7 +162,11 @@ class TwilioSandbox:
             raise ValueError("identity is required")
         now = int(self._clock())
         digest = hashlib.sha256(f"{self.account_sid}:{identity}".encode()).hexdigest()
-        flex = {"roles": list(roles), "worker_sid": "WK" + digest[:32], "realm_user_id": "US" + digest[32:]}
+        flex = {
+            "roles": list(roles),
+            "worker_sid": sandbox_taskrouter.worker_sid(self.account_sid, identity),
+            "realm_user_id": "US" + digest[32:],
+        }
         claims = {
             "iss": self.account_sid,
             "sub": self.account_sid,
@@ -230,6 +238,11 @@ class TwilioSandbox:
             return self._iam(request, args["account"])
         if endpoint == "lookup":
             return self._look_up(request, str(args["number"]))
+        if endpoint.startswith("taskrouter_"):
+            try:
+                return self.taskrouter.dispatch(request, endpoint, args)
+            except sandbox_taskrouter.TaskRouterError as err:
+                raise _TwilioError(err.status, err.code, err.message) from None
         return self._sandbox(request, endpoint)
 
     def _injected_failure(self, api: str) -> None:

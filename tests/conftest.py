@@ -74,6 +74,7 @@ SETTINGS = (
     "TWILIO_VERIFY_BASE_URL",
     "TWILIO_IAM_BASE_URL",
     "TWILIO_LOOKUP_BASE_URL",
+    "TWILIO_TASKROUTER_BASE_URL",
 )
 
 
@@ -249,6 +250,7 @@ def handlers(
             "TWILIO_VERIFY_BASE_URL": sandbox_url,
             "TWILIO_IAM_BASE_URL": sandbox_url,
             "TWILIO_LOOKUP_BASE_URL": sandbox_url,
+            "TWILIO_TASKROUTER_BASE_URL": sandbox_url,
             **overrides,
         }
         for name, value in env.items():
