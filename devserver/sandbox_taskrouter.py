@@ -7,7 +7,8 @@ Twilio's endpoints (HTTP Basic with the sandbox's credentials, one workspace, ``
   ``PageSize``), with Twilio's paging ``meta``.
 
 Sandbox-only: ``POST /sandbox/tasks`` (``{"from": "+1…", "worker": "<identity>"}`` → ``{"taskSid": "WT…"}``: a
-task for that caller, assigned to that agent, its reservation accepted), ``POST /sandbox/tasks/{sid}/transfer``
+task for that caller, assigned to that agent, its reservation accepted; ``"callSid": "CA…"`` makes it a task for
+that call, as Flex's own transfer makes a new task for the same call), ``POST /sandbox/tasks/{sid}/transfer``
 (``{"worker": "<identity>"}``: the holder's reservation completes, the new one's is accepted),
 ``POST /sandbox/tasks/{sid}/wrap`` (wrap-up: still held), ``POST /sandbox/tasks/{sid}/complete``, and
 ``POST /sandbox/taskrouter/fail-next`` (``{"status": 503, "count": 1}``: the next TaskRouter reads fail).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -83,6 +85,7 @@ class _Task:
     status: str
     created: float
     updated: float
+    call_sid: str  # the voice call the task is for (attributes.call_sid, as Flex's voice tasks carry it)
     reservations: list[_Reservation] = field(default_factory=list)
 
 
@@ -107,12 +110,16 @@ class TaskRouterSandbox:
 
     # ------------------------------------------------------------------ controls
 
-    def create_task(self, caller: str, worker: str) -> str:
-        """A task for ``caller`` (its ``attributes.from``), assigned to agent ``worker``: its SID."""
+    def create_task(self, caller: str, worker: str, call_sid: str | None = None) -> str:
+        """A task for ``caller`` (its ``attributes.from``), assigned to agent ``worker``: its SID. With
+        ``call_sid``, for that call (as Flex's own transfer makes a new task for the same call)."""
         if not caller or not worker:
             raise ValueError("from and worker are required")
+        if call_sid is not None and not re.fullmatch(r"CA[0-9a-f]{32}", call_sid):
+            raise ValueError("callSid must be CA followed by 32 hex digits")
         now = self._clock()
-        task = _Task("WT" + secrets.token_hex(16), caller, "assigned", now, now)
+        call = call_sid or "CA" + secrets.token_hex(16)
+        task = _Task("WT" + secrets.token_hex(16), caller, "assigned", now, now, call)
         task.reservations.append(self._reservation(worker, now))
         with self._lock:
             self._tasks[task.sid] = task
@@ -176,7 +183,7 @@ class TaskRouterSandbox:
         try:
             if endpoint == "taskrouter_create":
                 caller, worker = str(params.get("from") or ""), str(params.get("worker") or "")
-                sid = self.create_task(caller, worker)
+                sid = self.create_task(caller, worker, params.get("callSid"))
                 self._announce(f"[twilio sandbox] task {sid} for {mask(caller)}, held by {worker}")
                 return _json({"taskSid": sid}, 201)
             if endpoint == "taskrouter_fail":
@@ -230,7 +237,7 @@ class TaskRouterSandbox:
 
     def _task_json(self, task: _Task) -> dict[str, Any]:
         url = f"{BASE}/Workspaces/{self.workspace_sid}/Tasks/{task.sid}"
-        attributes = {"from": task.caller, "direction": "inbound", "channelType": "voice"}
+        attributes = {"from": task.caller, "direction": "inbound", "channelType": "voice", "call_sid": task.call_sid}
         return {
             "account_sid": self.account_sid,
             "age": int(self._clock() - task.created),

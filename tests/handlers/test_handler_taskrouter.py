@@ -193,6 +193,38 @@ def test_after_a_transfer_the_new_holder_reads_without_a_second_code_and_the_old
     _audited(audit, alice, "customer_info", "task_not_held", "alice", task)
 
 
+@pytest.mark.parametrize("same_call", [True, False], ids=["same-call", "another-call"])
+def test_a_new_task_for_the_same_call_serves_its_holder_without_a_second_code(
+    tr: Callable[..., Any],
+    sandbox: Any,
+    as_agent: Callable[..., dict[str, str]],
+    assert_error: Callable[..., Any],
+    audit: Any,
+    same_call: bool,
+) -> None:
+    # Given alice verified TO on her task, for call CA1
+    call = "CA" + "1" * 32
+    task = sandbox.taskrouter.create_task(TO, "alice", call)
+    client = tr()
+    client.verify(TO, **as_agent("alice", task))
+
+    # When Flex transfers the call as it does, with a new task for bob (the same call), and alice's task
+    # completes; or bob is given a task for another call from the same number
+    bobs = sandbox.taskrouter.create_task(TO, "bob", call if same_call else "CA" + "2" * 32)
+    sandbox.taskrouter.complete(task)
+    bob = client.customer_info(TO, **as_agent("bob", bobs))
+
+    # Then the approval followed the call, and only the call: a caller verified once is not verified for
+    # every later call from the number
+    if same_call:
+        assert bob.status == 200, bob.body
+        assert len(sandbox.outbox) == 1
+        _audited(audit, bob, "customer_info", "served", "bob", bobs)
+    else:
+        assert_error(bob, 403, "not_verified")
+    assert_error(client.customer_info(TO, **as_agent("alice", task)), 403, "task_not_held")
+
+
 def test_after_a_transfer_the_new_holder_may_cancel(
     tr: Callable[..., Any], sandbox: Any, as_agent: Callable[..., dict[str, str]], assert_error: Callable[..., Any]
 ) -> None:

@@ -20,6 +20,7 @@ def a_stack(sandbox: TwilioSandbox | None) -> Any:
         sandbox_url="http://127.0.0.1:3031" if sandbox else None,
         outbox_url="http://127.0.0.1:3031/outbox" if sandbox else None,
         demo_url=None,
+        ready_task=None,
     )
 
 

@@ -163,6 +163,9 @@ class Live:
         return TwilioTaskRouter(lambda: (ACCOUNT_SID, token), SANDBOX_WORKSPACE_SID, base_url or self.base_url, 2.0)
 
 
+CALL = "CA" + "5a" * 16  # the voice call the task is for (attributes.call_sid)
+
+
 @pytest.fixture
 def live() -> Iterator[Live]:
     sandbox = TwilioSandbox(ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID, clock=FakeClock(), announce=lambda _: None)
@@ -171,8 +174,8 @@ def live() -> Iterator[Live]:
 
 
 def test_the_holder_is_seen_holding_with_two_requests(live: Live) -> None:
-    task = live.sandbox.taskrouter.create_task(TO, "alice")
-    assert live.adapter().look(task, ALICE) == TaskView(task, "assigned", True, TO)
+    task = live.sandbox.taskrouter.create_task(TO, "alice", CALL)
+    assert live.adapter().look(task, ALICE) == TaskView(task, "assigned", True, TO, CALL)
     assert live.sandbox.taskrouter.reads == 2  # the task, then alice's accepted reservation
 
 
@@ -185,13 +188,13 @@ def test_another_worker_and_a_transferred_holder_are_not_holding(live: Live) -> 
 
 
 def test_wrapping_is_held_and_completed_is_not_in_one_request(live: Live) -> None:
-    task = live.sandbox.taskrouter.create_task(TO, "alice")
+    task = live.sandbox.taskrouter.create_task(TO, "alice", CALL)
     adapter = live.adapter()
     live.sandbox.taskrouter.wrap(task)
-    assert adapter.look(task, ALICE) == TaskView(task, "wrapping", True, TO)
+    assert adapter.look(task, ALICE) == TaskView(task, "wrapping", True, TO, CALL)
     live.sandbox.taskrouter.complete(task)
     reads = live.sandbox.taskrouter.reads
-    assert adapter.look(task, ALICE) == TaskView(task, "completed", False, TO)
+    assert adapter.look(task, ALICE) == TaskView(task, "completed", False, TO, CALL)
     assert live.sandbox.taskrouter.reads == reads + 1
 
 

@@ -27,7 +27,7 @@ from callerauth.twilio_verify import Verify, outcome_unknown
 from callerauth.utc import iso
 
 if TYPE_CHECKING:
-    from callerauth.taskrouter import TaskRouter
+    from callerauth.taskrouter import TaskRouter, TaskView
 
 # Refusals of a request nobody has identified: audited under its source, not the number it names.
 UNTRUSTED = frozenset({"agent_auth_required", "agent_auth_invalid", "source_not_allowed"})
@@ -153,7 +153,7 @@ def _look_up(trail: _Trail, number: str) -> Signals | None:
 def _check(trail: _Trail, code: str) -> Ending:
     services, settings, now = trail.services, trail.services.settings, trail.now
     agent = trail.identify()
-    _hold_task(trail, agent)
+    task = _hold_task(trail, agent)
     started = services.store.begin_check(trail.key, now, settings.max_failed_checks)
     # Twilio refused to judge the code, or its approval could not be recorded: this check was no failure.
     undo = partial(services.store.abandon_check, trail.key, now, started)
@@ -166,7 +166,8 @@ def _check(trail: _Trail, code: str) -> Ending:
         lock_until = now + settings.lockout_seconds if started.failures >= settings.max_failed_checks else None
         return Ending(failure.code, failure, record=partial(services.store.fail_check, trail.key, now, lock_until))
     if approved:
-        approval = Approval(agent.identity, trail.task_sid, now, now + settings.approval_ttl_seconds)
+        call = task.call_sid if task else None  # the approval follows the call, into any task for it
+        approval = Approval(agent.identity, trail.task_sid, now, now + settings.approval_ttl_seconds, call)
         reply = Reply(
             200, {"success": True, "message": "Verification success.", "verifiedUntil": iso(approval.approved_until)}
         )
@@ -184,7 +185,7 @@ def _cancel(trail: _Trail) -> Ending:
     agent = trail.identify()
     # Only the agent who sent the code (or approved it), or a supervisor: no one else may end it. With
     # TaskRouter, the verification is the task's: whoever holds the task now may end it.
-    if not _hold_task(trail, agent):
+    if _hold_task(trail, agent) is None:
         owner = trail.services.store.owner(trail.key)
         if owner not in (None, agent.identity) and not _supervises(trail, agent):
             raise Refusal("cancel_not_allowed")
@@ -202,9 +203,9 @@ def _customer(trail: _Trail) -> Ending:
     agent = trail.identify()
     if not agent.authenticated:
         raise Refusal("agent_auth_required")
-    by_task = _hold_task(trail, agent)
+    task = _hold_task(trail, agent)
     approval, customer = trail.services.store.approval_and_customer(trail.key, trail.to)
-    if approval is None or not _approves(approval, agent, trail.task_sid, trail.now, by_task=by_task):
+    if approval is None or not _approves(approval, agent, trail.task_sid, trail.now, task):
         raise Refusal("not_verified")
     if customer is None:
         raise Refusal("customer_not_found")
@@ -223,27 +224,27 @@ def _customer(trail: _Trail) -> Ending:
     return Ending("served", Reply(200, body))
 
 
-def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int, *, by_task: bool = False) -> bool:
+def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int, task: TaskView | None) -> bool:
     """A current approval, by this agent; one bound to a task only for a request naming that task.
 
-    `by_task`: TaskRouter said this agent holds the request's task now, so the approval is the task's,
-    whoever approved it (a warm transfer needs no second code).
+    `task`: TaskRouter said this agent holds the request's task now, so the approval is the task's, or its
+    call's, whoever approved it: after a transfer (the same task moved, or Flex's new task for the same
+    call) the new holder needs no second code.
     """
-    if by_task:
-        return approval.task_sid is not None and approval.task_sid == task_sid and approval.approved_until > now
-    return (
-        approval.agent == agent.identity
-        and approval.approved_until > now
-        and (approval.task_sid is None or task_sid == approval.task_sid)
-    )
+    if approval.approved_until <= now:
+        return False
+    if task is not None:
+        same_call = approval.call_sid is not None and approval.call_sid == task.call_sid
+        return (approval.task_sid is not None and approval.task_sid == task.sid) or same_call
+    return approval.agent == agent.identity and (approval.task_sid is None or task_sid == approval.task_sid)
 
 
-def _hold_task(trail: _Trail, agent: Agent) -> bool:
+def _hold_task(trail: _Trail, agent: Agent) -> TaskView | None:
     """With a TaskRouter workspace: the request's task is held by this agent's worker now, and its caller is
-    the destination (a supervisor may verify another). True once checked; False without a workspace."""
+    the destination (a supervisor may verify another). The task once checked; None without a workspace."""
     services = trail.services
     if not services.settings.taskrouter_workspace_sid:
-        return False
+        return None
     if services.taskrouter is None:
         raise ConfigError("TASKROUTER_WORKSPACE_SID is set but no TaskRouter adapter was wired")
     if trail.task_sid is None:
@@ -258,7 +259,7 @@ def _hold_task(trail: _Trail, agent: Agent) -> bool:
     caller = caller_key(task.caller) if task.caller else None
     if (caller is None or services.hasher.key(caller) != trail.key) and not _supervises(trail, agent):
         raise Refusal("not_task_caller")
-    return True
+    return task
 
 
 def _supervises(trail: _Trail, agent: Agent) -> bool:

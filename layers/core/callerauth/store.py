@@ -62,6 +62,7 @@ class Approval:
     task_sid: str | None
     approved_at: int
     approved_until: int
+    call_sid: str | None = None  # the call of the task it was made on (TaskRouter checks): it follows the call
     channel: str | None = None  # how the approved code was sent
     risk: Mapping[str, Any] | None = None  # what was weighed before it was sent
 
@@ -135,7 +136,7 @@ class StateStore:
             _dest(dest),
             STATE,
             "SET last_send = :now, reservation = :rid, started_by = :agent, expires_at = :exp "
-            "REMOVE approved_by, approved_at, approved_until, approved_task",
+            "REMOVE approved_by, approved_at, approved_until, approved_task, approved_call",
             "(attribute_not_exists(last_send) OR last_send <= :cooled) "
             "AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
             {
@@ -286,11 +287,14 @@ class StateStore:
             ":until": approval.approved_until,
             ":exp": approval.approved_until + limits.DAY,
         }
-        if approval.task_sid:
-            expression += ", approved_task = :task REMOVE locked_until, failed_at"
-            values[":task"] = approval.task_sid
-        else:
-            expression += " REMOVE locked_until, failed_at, approved_task"
+        removed = ["locked_until", "failed_at"]
+        for name, value in (("approved_task", approval.task_sid), ("approved_call", approval.call_sid)):
+            if value:
+                expression += f", {name} = :{name}"
+                values[f":{name}"] = value
+            else:
+                removed.append(name)
+        expression += " REMOVE " + ", ".join(removed)
         self._transact(
             [{"Update": self._update(_dest(dest), STATE, expression, None, values)}, self._audit_put(dest, now, event)]
         )
@@ -326,7 +330,11 @@ class StateStore:
     @_dynamodb
     def clear_approval(self, dest: str, now: int, event: AuditEvent) -> None:
         clear = self._update(
-            _dest(dest), STATE, "REMOVE approved_by, approved_at, approved_until, approved_task", None, {}
+            _dest(dest),
+            STATE,
+            "REMOVE approved_by, approved_at, approved_until, approved_task, approved_call",
+            None,
+            {},
         )
         self._transact([{"Update": clear}, self._audit_put(dest, now, event)])
 
@@ -375,7 +383,8 @@ class StateStore:
                     "Keys": [_key(_dest(dest), STATE)],
                     "ConsistentRead": True,
                     "ProjectionExpression": (
-                        "approved_by, approved_at, approved_until, approved_task, sent_channel, sent_risk"
+                        "approved_by, approved_at, approved_until, approved_task, approved_call, "
+                        "sent_channel, sent_risk"
                     ),
                 },
                 self._customers: {"Keys": [{"phone": {"S": phone}}], "ConsistentRead": True},
@@ -393,6 +402,7 @@ class StateStore:
                 state.get("approved_task"),
                 int(state["approved_at"]),
                 int(state["approved_until"]),
+                state.get("approved_call"),
                 state.get("sent_channel"),
                 json.loads(state["sent_risk"]) if state.get("sent_risk") else None,
             )

@@ -11,12 +11,12 @@ has seen yet is seen within TASK_CACHE_SECONDS.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from callerauth import twilio_rest
 from callerauth.refusals import Refusal, unavailable
 
 TASK_CACHE_SECONDS = 30
@@ -36,6 +36,7 @@ class TaskView:
     status: str  # TaskRouter's assignment_status
     held: bool  # the worker has an accepted (or, wrapping, a wrapping) reservation of it
     caller: str | None  # the task's `from` (or the channel's equivalent), as TaskRouter has it
+    call_sid: str | None = None  # the voice call it is for (attributes.call_sid): Flex's transfers keep it
 
 
 class TaskRouter(Protocol):
@@ -144,36 +145,24 @@ class TwilioTaskRouter:
                 )
             )
             held = any(getattr(r, "worker_sid", None) == worker_sid for r in reservations)
-        return TaskView(task_sid, status, held, caller_of(attributes))
+        call = attributes.get("call_sid")
+        return TaskView(task_sid, status, held, caller_of(attributes), call if isinstance(call, str) else None)
 
     def _call(self, request: Callable[[], Any]) -> Any:
-        from requests import RequestException
-        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-
-        try:
-            return request()
-        except (TwilioRestException, TwilioServiceException) as exc:
-            if exc.status == 404:
-                raise Refusal("task_not_found") from None
-            if exc.status >= 500 or exc.status == 429:
-                raise unavailable("taskrouter_5xx") from None
-            raise Refusal("upstream_error", "taskrouter") from None  # 401, 400: our setup, not the agent's task
-        except RequestException:
-            raise unavailable("taskrouter_unreachable") from None  # a read: nothing happened either way
-        except (TwilioException, ValueError, KeyError, TypeError, AttributeError):
-            raise Refusal("upstream_error", "taskrouter_unreadable") from None
+        return twilio_rest.call(request, _error_for)  # a read: a failure of any kind changed nothing
 
     def _workspace(self) -> Any:
         credentials = self._credentials()
         if self._client is None or credentials != self._client_credentials:
-            from twilio.http.http_client import TwilioHttpClient
-            from twilio.rest import Client
-
-            quiet = logging.getLogger("callerauth.twilio")  # as twilio_verify: no parameters, no URLs in logs
-            quiet.setLevel(logging.WARNING)
-            logging.getLogger("urllib3").setLevel(logging.INFO)
-            http = TwilioHttpClient(timeout=self._timeout, logger=quiet)
-            self._client = Client(*credentials, http_client=http)
-            self._client.taskrouter.base_url = self._base_url
+            urls = {"taskrouter": self._base_url}
+            self._client = twilio_rest.client(*credentials, self._timeout, urls)
             self._client_credentials = credentials
         return self._client.taskrouter.v1.workspaces(self._workspace_sid)
+
+
+def _error_for(status: int, twilio_code: int | None) -> Refusal:
+    if status == 404:
+        return Refusal("task_not_found")
+    if status >= 500 or status == 429:
+        return unavailable("taskrouter_5xx")
+    return Refusal("upstream_error", "taskrouter")  # 401, 400: our setup, not the agent's task
