@@ -53,10 +53,7 @@ class TwilioLookup:
 
     def __init__(self, credentials: Callable[[], Credentials], base_url: str, timeout: float) -> None:
         self._credentials = credentials
-        self._base_url = base_url
-        self._timeout = timeout
-        self._client: Any = None
-        self._client_credentials: Credentials | None = None
+        self._clients = twilio_rest.Clients(timeout, {"lookups": base_url})
 
     def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
         # The client puts the path segment in the URL as given: encode the "+" of a number ourselves.
@@ -66,11 +63,7 @@ class TwilioLookup:
 
     def _lookups(self) -> Any:
         credentials = self._credentials()
-        if self._client is None or credentials != self._client_credentials:
-            urls = {"lookups": self._base_url}
-            self._client = twilio_rest.client(credentials.account_sid, credentials.auth_token, self._timeout, urls)
-            self._client_credentials = credentials
-        return self._client.lookups
+        return self._clients.get(credentials.account_sid, credentials.auth_token).lookups
 
 
 def read(answer: Any, packages: tuple[str, ...], now: int) -> Signals:

@@ -121,10 +121,7 @@ class TwilioTaskRouter:
     ) -> None:
         self._credentials = credentials
         self._workspace_sid = workspace_sid
-        self._base_url = base_url
-        self._timeout = timeout
-        self._client: Any = None
-        self._client_credentials: tuple[str, str] | None = None
+        self._clients = twilio_rest.Clients(timeout, {"taskrouter": base_url})
 
     def look(self, task_sid: str, worker_sid: str) -> TaskView:
         workspace = self._workspace()
@@ -152,12 +149,7 @@ class TwilioTaskRouter:
         return twilio_rest.call(request, _error_for)  # a read: a failure of any kind changed nothing
 
     def _workspace(self) -> Any:
-        credentials = self._credentials()
-        if self._client is None or credentials != self._client_credentials:
-            urls = {"taskrouter": self._base_url}
-            self._client = twilio_rest.client(*credentials, self._timeout, urls)
-            self._client_credentials = credentials
-        return self._client.taskrouter.v1.workspaces(self._workspace_sid)
+        return self._clients.get(*self._credentials()).taskrouter.v1.workspaces(self._workspace_sid)
 
 
 def _error_for(status: int, twilio_code: int | None) -> Refusal:

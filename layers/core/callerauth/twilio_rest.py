@@ -11,6 +11,21 @@ from callerauth.refusals import Refusal, unavailable
 T = TypeVar("T")
 
 
+class Clients:
+    """One client for the credentials of the moment: built on first use, again when a rotated secret changes them."""
+
+    def __init__(self, timeout: float, base_urls: Mapping[str, str]) -> None:
+        self._timeout, self._base_urls = timeout, base_urls
+        self._client: Any = None
+        self._for: tuple[str, str] | None = None
+
+    def get(self, account_sid: str, auth_token: str) -> Any:
+        if self._client is None or self._for != (account_sid, auth_token):
+            self._client = client(account_sid, auth_token, self._timeout, self._base_urls)
+            self._for = (account_sid, auth_token)
+        return self._client
+
+
 def client(account_sid: str, auth_token: str, timeout: float, base_urls: Mapping[str, str]) -> Any:
     """A client whose requests time out after `timeout` seconds; `base_urls` moves a domain (e.g. "verify")
     elsewhere (the sandbox, Prism)."""

@@ -42,10 +42,7 @@ class TwilioVerify:
 
     def __init__(self, credentials: Callable[[], Credentials], base_url: str, timeout: float) -> None:
         self._credentials = credentials
-        self._base_url = base_url
-        self._timeout = timeout
-        self._client: Any = None
-        self._client_credentials: Credentials | None = None
+        self._clients = twilio_rest.Clients(timeout, {"verify": base_url})
 
     def start(self, to: str, channel: str, locale: str) -> Sent:
         verification = self._call(lambda service: service.verifications.create(to=to, channel=channel, locale=locale))
@@ -67,11 +64,8 @@ class TwilioVerify:
 
     def _service(self) -> Any:
         credentials = self._credentials()
-        if self._client is None or credentials != self._client_credentials:
-            base_urls = {"verify": self._base_url}
-            self._client = twilio_rest.client(credentials.account_sid, credentials.auth_token, self._timeout, base_urls)
-            self._client_credentials = credentials
-        return self._client.verify.v2.services(credentials.verify_service_sid)
+        client = self._clients.get(credentials.account_sid, credentials.auth_token)
+        return client.verify.v2.services(credentials.verify_service_sid)
 
 
 def error_for(status: int, twilio_code: int | None) -> Refusal:
