@@ -26,7 +26,9 @@ TOKEN = "stub-token"
 
 
 class StubStore:
-    def reserve_send(self, *args: Any) -> None: ...
+    def reserve_send(self, *args: Any) -> str:
+        return "reservation#0.0.0"
+
     def release_send(self, *args: Any) -> None: ...
     def begin_check(self, *args: Any) -> CheckStarted:
         return CheckStarted(1, None)

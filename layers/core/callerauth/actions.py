@@ -93,8 +93,7 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
             raise Refusal("destination_blocked", "country_not_allowed")
         if target.costly:
             raise Refusal("destination_blocked", target.costly)
-    reservation = trail.request.request_id
-    services.store.reserve_send(trail.key, agent.identity, trail.now, reservation)
+    reservation = services.store.reserve_send(trail.key, agent.identity, trail.now, trail.request.request_id)
     release = partial(services.store.release_send, trail.key, agent.identity, trail.now, reservation)
     try:
         sent = services.verify.start(target.to, target.channel, locale)
