@@ -203,7 +203,8 @@ class StateStore:
             elif cap.name in conflicted:
                 shards = [shard for shard in range(cap.shards) if shard != cap.shard]
             else:
-                shards = [cap.shard]
+                moved.append(cap)
+                continue
             if not shards:
                 return None
             moved.append(cap.on(shards[pick % len(shards)]))
