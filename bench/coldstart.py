@@ -73,7 +73,8 @@ def main() -> None:
 def _counting() -> Counter[str]:
     """HTTP attempts, retries included, counted where they leave the process: botocore's endpoint (every
     attempt of every client and session: DynamoDB, Secrets Manager), requests' adapter (only the Twilio
-    client uses requests) and urllib3's PoolManager.request (only the IAM validator calls it)."""
+    client uses requests: TaskRouter by its /Workspaces/ paths, else Verify) and urllib3's
+    PoolManager.request (only the IAM validator calls it)."""
     import botocore.endpoint
     import requests.adapters
     import urllib3
@@ -89,9 +90,9 @@ def _counting() -> Counter[str]:
         counts.update([self._endpoint_prefix])
         return send(self, request)
 
-    def twilio_send(self, *args, **kwargs):
-        counts.update(["twilio"])
-        return adapter_send(self, *args, **kwargs)
+    def twilio_send(self, request, *args, **kwargs):
+        counts.update(["taskrouter" if "/Workspaces/" in request.url else "twilio"])  # TaskRouter, or Verify
+        return adapter_send(self, request, *args, **kwargs)
 
     def iam_request(self, *args, **kwargs):
         counts.update(["iam"])

@@ -54,6 +54,9 @@ def banner(stack: Stack, agent_auth: str) -> str:
     flex = agent_auth != "none"
     token = stack.sandbox.issue_token("dev-agent", ["agent"]) if stack.sandbox else "<your Flex token>"
     token_field = ' --data-urlencode "Token=$TOKEN"' if flex else ""
+    taskrouter = flex and bool(os.environ.get("TASKROUTER_WORKSPACE_SID", "").strip())
+    task_field = ' --data-urlencode "taskSid=$TASK"' if taskrouter else ""
+    task_query = "&taskSid=$TASK" if taskrouter else ""
     lines = [
         "",
         "Caller verification dev server",
@@ -65,20 +68,30 @@ def banner(stack: Stack, agent_auth: str) -> str:
     else:
         lines += ["  Twilio         REAL Twilio (credentials from the environment / .env); messages are sent"]
     lines += [f"  AGENT_AUTH     {agent_auth}"]
+    if taskrouter:
+        lines += [
+            f"  TaskRouter     workspace {os.environ['TASKROUTER_WORKSPACE_SID'].strip()}: every request names a task"
+        ]
+    if stack.ready_task:
+        lines += [f"  Ready task     {stack.ready_task}  (caller {SAMPLE_NUMBER}, held by dev-agent)"]
     lines += ["", f"Try it in another terminal ({SAMPLE_NUMBER} is a sample customer):"]
     if stack.sandbox is not None:
         lines += [f"  export TOKEN={token}   # agent dev-agent (a fresh one: POST {stack.sandbox_url}/agent-tokens)"]
     else:
         lines += ["  export TOKEN='<your Flex token>'"]
-    lines += [f"  curl -s {stack.api_url}/start-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'{token_field}"]
+    if taskrouter:
+        lines += [f"  export TASK={stack.ready_task or '<the task SID>'}   # TaskRouter's task of the call"]
+    lines += [
+        f"  curl -s {stack.api_url}/start-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'{token_field}{task_field}"
+    ]
     if stack.outbox_url:
         lines += [f"  CODE=$(curl -s '{stack.outbox_url}?to=%2B{SAMPLE_NUMBER[1:]}' | {_json_field('code', '[-1]')})"]
     else:
         lines += ["  CODE=<the code the caller received>"]
     lines += [
         f"  curl -s {stack.api_url}/check-verify {FORM} --data-urlencode 'to={SAMPLE_NUMBER}'"
-        f' --data-urlencode "verification_code=$CODE"{token_field}',
-        f"  curl -s '{stack.api_url}/customer-info?to=%2B{SAMPLE_NUMBER[1:]}'"
+        f' --data-urlencode "verification_code=$CODE"{token_field}{task_field}',
+        f'  curl -s "{stack.api_url}/customer-info?to=%2B{SAMPLE_NUMBER[1:]}{task_query}"'
         ' -H "X-Flex-Token: $TOKEN"' + ("" if flex else "   # refused with AGENT_AUTH=none, by design"),
         "",
     ]
@@ -86,6 +99,12 @@ def banner(stack: Stack, agent_auth: str) -> str:
         page = f"{stack.demo_url}/" if stack.sandbox else f"{stack.demo_url}/?token=<your Flex token>"
         signed_in = "  (signed in as dev-agent)" if stack.sandbox else ""
         lines += [f"Try the whole flow in a browser: {page}{signed_in}", ""]
+    if stack.sandbox is not None and not taskrouter and flex:
+        lines += [
+            "With TaskRouter checks (the sandbox plays TaskRouter too; tasks: POST /sandbox/tasks):",
+            f"  TASKROUTER_WORKSPACE_SID={stack.sandbox.taskrouter.workspace_sid} make dev",
+            "",
+        ]
     lines += ["Ctrl-C to stop."]
     return "\n".join(lines)
 

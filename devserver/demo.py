@@ -44,13 +44,17 @@ class DemoPage:
         page: Path = PAGE,
         agent_auth: str = "flex",
         outbox_url: str | None = None,
+        task_sid: str | None = None,
     ) -> None:
         self.api_url, self.sandbox, self.agent, self.page = api_url, sandbox, agent, page
-        self.agent_auth, self.outbox_url = agent_auth, outbox_url
+        self.agent_auth, self.outbox_url, self.task_sid = agent_auth, outbox_url, task_sid
 
     def config(self) -> dict[str, Any]:
-        """``{"apiUrl", "token", "agent", "agentAuth", "outboxUrl"}``; without the sandbox, no token (``""``)."""
+        """``{"apiUrl", "token", "agent", "agentAuth", "outboxUrl", "taskSid"}``; without the sandbox, no token
+        (``""``); with ``taskSid``, the TaskRouter task the page works on (without it, the page makes one up)."""
         mode = {"agentAuth": self.agent_auth, "outboxUrl": self.outbox_url or ""}
+        if self.task_sid:
+            mode["taskSid"] = self.task_sid
         if self.sandbox is None:
             return {"apiUrl": self.api_url, "token": "", "agent": "", **mode}
         token = self.sandbox.issue_token(self.agent, ["agent"])

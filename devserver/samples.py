@@ -11,6 +11,7 @@ FLEX_ORIGIN = "https://flex.twilio.com"
 SANDBOX_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 SANDBOX_AUTH_TOKEN = "5a" * 16
 SANDBOX_SERVICE_SID = "VA" + "fedcba9876543210" * 2
+SANDBOX_WORKSPACE_SID = "WS" + "00112233445566778899aabbccddeeff"  # its TaskRouter workspace
 
 # Every setting of CONTRACT.md at its default, and empty Twilio credentials: a local stack started with these
 # never inherits a setting from the shell or from .env, and always serves its Twilio sandbox.
@@ -34,6 +35,7 @@ CONTRACT_DEFAULTS = {
     "MAX_REFUSALS_PER_SOURCE_PER_MINUTE": "30",
     "AUDIT_RETENTION_DAYS": "90",
     "CUSTOMER_FIELDS": "name,accountNumber,tier,email,postcode",
+    "TASKROUTER_WORKSPACE_SID": "",
     "ACCOUNT_SID": "",
     "AUTH_TOKEN": "",
     "VERIFY_SERVICE_SID": "",

@@ -22,11 +22,11 @@ from boto3.dynamodb.types import TypeSerializer
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from devserver.demo import DemoPage
+from devserver.demo import DEMO_AGENT, DemoPage
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
 from devserver.moto_guard import serialise_dynamodb
-from devserver.samples import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
+from devserver.samples import SAMPLE_CUSTOMER, SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
 from devserver.template import (
     Route,
     Template,
@@ -197,6 +197,7 @@ class Stack:
         self.sandbox_url: str | None = None
         self.demo_url: str | None = None
         self.sandbox: TwilioSandbox | None = None
+        self.ready_task: str | None = None  # the sandbox's task for the sample customer, held by dev-agent
         self.table_names: dict[str, str] = {}
         self.routes: list[Route] = []
         self.gateway: Gateway | None = None
@@ -336,12 +337,19 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
         server, thread = _serve(stack.sandbox, sandbox_port, "twilio-sandbox")
         stack._servers.append((server, thread))
         stack.sandbox_url = f"http://{HOST}:{server.server_port}"
+        if workspace := settings.get("TASKROUTER_WORKSPACE_SID", "").strip():
+            stack.sandbox.taskrouter.workspace_sid = workspace  # the sandbox is whichever workspace is set
+        stack.ready_task = stack.sandbox.taskrouter.create_task(SAMPLE_CUSTOMER, DEMO_AGENT)
         twilio = {
             "ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
             "AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
             "VERIFY_SERVICE_SID": SANDBOX_SERVICE_SID,
         }
-        twilio_urls = {"TWILIO_VERIFY_BASE_URL": stack.sandbox_url, "TWILIO_IAM_BASE_URL": stack.sandbox_url}
+        twilio_urls = {
+            "TWILIO_VERIFY_BASE_URL": stack.sandbox_url,
+            "TWILIO_IAM_BASE_URL": stack.sandbox_url,
+            "TWILIO_TASKROUTER_BASE_URL": stack.sandbox_url,
+        }
 
     # (e) The handlers' environment, lowest precedence first: the template's literal values, .env settings
     # the environment does not override, the env argument, then what this stack decides (endpoints,
@@ -390,7 +398,9 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
     # (g) The demo agent page, on another origin than the API's: the browser's CORS checks are real.
     if demo_port is not None:
         agent_auth = (os.environ.get("AGENT_AUTH") or "flex").strip().lower() or "flex"  # as the handlers read it
-        demo = DemoPage(stack.api_url, stack.sandbox, agent_auth=agent_auth, outbox_url=stack.outbox_url)
+        # With TaskRouter on, the page works on the ready task; without it, on a task SID it makes up.
+        task = stack.ready_task if os.environ.get("TASKROUTER_WORKSPACE_SID", "").strip() else None
+        demo = DemoPage(stack.api_url, stack.sandbox, agent_auth=agent_auth, outbox_url=stack.outbox_url, task_sid=task)
         server, thread = _serve(demo, demo_port, "demo-page")
         stack._servers.append((server, thread))
         stack.demo_url = f"http://{HOST}:{server.server_port}"

@@ -9,7 +9,8 @@ Serves, as a WSGI application:
   10 minutes then 60203, 5 wrong checks then 60202, finished or expired verifications answer 20404;
 - ``POST /v1/Accounts/{AccountSid}/Tokens/validate`` (what ``twilio-flex-token-validator`` calls);
 - sandbox-only helpers: ``GET|DELETE /outbox``, ``POST /agent-tokens``, ``POST /sandbox/fail-next``,
-  ``POST /sandbox/mode``.
+  ``POST /sandbox/mode``;
+- TaskRouter's task and reservation reads and ``/sandbox/tasks``, in ``devserver/sandbox_taskrouter.py``.
 
 Tokens from :meth:`TwilioSandbox.issue_token` are HS256 JWTs signed with the auth token, so they stay valid
 across sandbox restarts that keep the same credentials. Nothing here is deployed.
@@ -34,6 +35,8 @@ from callerauth.privacy import mask  # the core's: the sandbox shows numbers as 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
+
+from devserver import sandbox_taskrouter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -129,6 +132,7 @@ class TwilioSandbox:
         self._pending_by_to: dict[str, str] = {}  # To → sid
         self._sends: dict[str, list[float]] = {}  # To → send times within the last CODE_TTL_SECONDS
         self.outbox: list[dict[str, Any]] = []
+        self.taskrouter = sandbox_taskrouter.TaskRouterSandbox(account_sid, auth_token, clock=clock, announce=announce)
         self._map = Map(
             [
                 Rule("/v2/Services/<service>/Verifications", methods=["POST"], endpoint="send"),
@@ -141,6 +145,7 @@ class TwilioSandbox:
                 Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
                 Rule("/sandbox/fail-next", methods=["POST"], endpoint="sandbox_fail"),
                 Rule("/sandbox/mode", methods=["POST"], endpoint="sandbox_mode"),
+                *sandbox_taskrouter.rules(),
             ]
         )
 
@@ -152,7 +157,11 @@ class TwilioSandbox:
             raise ValueError("identity is required")
         now = int(self._clock())
         digest = hashlib.sha256(f"{self.account_sid}:{identity}".encode()).hexdigest()
-        flex = {"roles": list(roles), "worker_sid": "WK" + digest[:32], "realm_user_id": "US" + digest[32:]}
+        flex = {
+            "roles": list(roles),
+            "worker_sid": sandbox_taskrouter.worker_sid(self.account_sid, identity),
+            "realm_user_id": "US" + digest[32:],
+        }
         claims = {
             "iss": self.account_sid,
             "sub": self.account_sid,
@@ -226,6 +235,11 @@ class TwilioSandbox:
                 return self._verify(request, endpoint, args)
         if endpoint == "iam":
             return self._iam(request, args["account"])
+        if endpoint.startswith("taskrouter_"):
+            try:
+                return self.taskrouter.dispatch(request, endpoint, args)
+            except sandbox_taskrouter.TaskRouterError as err:
+                raise _TwilioError(err.status, err.code, err.message) from None
         return self._sandbox(request, endpoint)
 
     def _authenticate(self, request: Request) -> None:

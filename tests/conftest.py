@@ -73,6 +73,7 @@ SETTINGS = (
     "HASH_SECRET",
     "TWILIO_VERIFY_BASE_URL",
     "TWILIO_IAM_BASE_URL",
+    "TWILIO_TASKROUTER_BASE_URL",
 )
 
 
@@ -247,6 +248,7 @@ def handlers(
             "HASH_SECRET": HASH_SECRET,
             "TWILIO_VERIFY_BASE_URL": sandbox_url,
             "TWILIO_IAM_BASE_URL": sandbox_url,
+            "TWILIO_TASKROUTER_BASE_URL": sandbox_url,
             **overrides,
         }
         for name, value in env.items():

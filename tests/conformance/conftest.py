@@ -1,4 +1,5 @@
-"""Prism, serving Twilio's published Verify v2 OpenAPI description as a schema-validating mock.
+"""Prism, serving Twilio's published Verify v2 (``prism``) and TaskRouter v1 (``prism_taskrouter``) OpenAPI
+descriptions as schema-validating mocks.
 
 The spec comes from the pinned npm package ``@twilio-alpha/mcp`` (``tools/twilio_oai.py``, which ``make test``
 runs as ``make twilio-oai``, and this fixture runs too when the files are missing), extracted to
@@ -24,6 +25,7 @@ from tools import twilio_oai
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPEC = twilio_oai.SPEC_DIR / "twilio_verify_v2.json"
+TASKROUTER_SPEC = twilio_oai.SPEC_DIR / "twilio_taskrouter_v1.json"
 PRISM_BIN = REPO_ROOT / "node_modules" / ".bin" / "prism"
 STARTUP_SECONDS = 30.0
 
@@ -37,9 +39,9 @@ class Prism:
         return self.log.read_text(errors="replace")
 
 
-def spec_path() -> Path:
-    override = os.environ.get("TWILIO_OAI_SPEC")
-    return Path(override).resolve() if override else DEFAULT_SPEC.resolve()
+def spec_path(default: Path = DEFAULT_SPEC) -> Path:
+    override = os.environ.get("TWILIO_OAI_SPEC") if default == DEFAULT_SPEC else None
+    return Path(override).resolve() if override else default.resolve()
 
 
 def _free_port() -> int:
@@ -71,6 +73,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    yield from _prism(tmp_path_factory, DEFAULT_SPEC)
+
+
+@pytest.fixture(scope="session")
+def prism_taskrouter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
+    yield from _prism(tmp_path_factory, TASKROUTER_SPEC)
+
+
+def _prism(tmp_path_factory: pytest.TempPathFactory, default: Path) -> Iterator[Prism]:
     if os.environ.get("CALLERAUTH_SKIP_PRISM") == "1":
         pytest.skip("CALLERAUTH_SKIP_PRISM=1: Twilio conformance tests not run")
     if not os.environ.get("TWILIO_OAI_SPEC"):
@@ -78,7 +89,7 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
             twilio_oai.ensure()
         except twilio_oai.Unavailable as exc:
             pytest.fail(f"Twilio's OpenAPI descriptions: {exc}", pytrace=False)
-    spec = spec_path()
+    spec = spec_path(default)
     if not spec.is_file():
         pytest.fail(
             f"Twilio's OpenAPI description is missing: {spec} (run `make twilio-oai`, "

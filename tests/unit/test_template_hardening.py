@@ -457,3 +457,24 @@ def test_sam_keeps_the_rules_and_the_retained_secret(template: Template, monkeyp
     assert transformed["Rules"] == template["Rules"]
     secret = transformed["Resources"]["HashSecret"]
     assert (secret["DeletionPolicy"], secret["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+WORKSPACE = "WS" + "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        ({"TaskRouterWorkspaceSid": WORKSPACE, "AgentAuth": "flex"}, False),
+        ({"TaskRouterWorkspaceSid": WORKSPACE, "AgentAuth": "none", "AcknowledgePublicApi": "yes"}, True),
+        ({"TaskRouterWorkspaceSid": "", "AgentAuth": "none", "AcknowledgePublicApi": "yes"}, False),
+    ],
+)
+def test_rules_refuse_taskrouter_checks_without_agent_auth(
+    template: Template, overrides: dict[str, str], refused: bool
+) -> None:
+    # Given a workspace with AgentAuth=none (no worker to hold a task) / Then the Rules section refuses it
+    messages = [m for m in refusals(template, overrides) if "TaskRouterWorkspaceSid" in m]
+    assert bool(messages) is refused
+    assert _matches(template, "TaskRouterWorkspaceSid", WORKSPACE)
+    assert not _matches(template, "TaskRouterWorkspaceSid", "WT" + "0123456789abcdef" * 2)

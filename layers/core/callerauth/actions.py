@@ -12,10 +12,11 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from callerauth import fields, limits
 from callerauth.agents import Agent, Agents
-from callerauth.config import Settings
+from callerauth.config import ConfigError, Settings
 from callerauth.http import Reply, Request
 from callerauth.privacy import Hasher, mask
 from callerauth.refusals import Refusal
@@ -23,6 +24,9 @@ from callerauth.sources import SourceGate
 from callerauth.store import Approval, AuditEvent, Store
 from callerauth.twilio_verify import Verify, outcome_unknown
 from callerauth.utc import iso
+
+if TYPE_CHECKING:
+    from callerauth.taskrouter import TaskRouter
 
 # Refusals of a request nobody has identified: audited under its source, not the number it names.
 UNTRUSTED = frozenset({"agent_auth_required", "agent_auth_invalid", "source_not_allowed"})
@@ -37,6 +41,7 @@ class Services:
     hasher: Hasher
     sources: SourceGate
     clock: Callable[[], float] = time.time
+    taskrouter: TaskRouter | None = None  # with TASKROUTER_WORKSPACE_SID only
 
 
 Record = Callable[[AuditEvent], None]
@@ -88,6 +93,7 @@ def customer_info(request: Request, services: Services) -> Reply:
 def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
     services, settings = trail.services, trail.services.settings
     agent = trail.identify()
+    _hold_task(trail, agent)
     if target.channel != "email":
         if settings.allowed_countries and target.region not in settings.allowed_countries:
             raise Refusal("destination_blocked", "country_not_allowed")
@@ -115,6 +121,7 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
 def _check(trail: _Trail, code: str) -> Ending:
     services, settings, now = trail.services, trail.services.settings, trail.now
     agent = trail.identify()
+    _hold_task(trail, agent)
     started = services.store.begin_check(trail.key, now, settings.max_failed_checks)
     # Twilio refused to judge the code, or its approval could not be recorded: this check was no failure.
     undo = partial(services.store.abandon_check, trail.key, now, started)
@@ -143,10 +150,12 @@ def _check(trail: _Trail, code: str) -> Ending:
 
 def _cancel(trail: _Trail) -> Ending:
     agent = trail.identify()
-    # Only the agent who sent the code (or approved it), or a supervisor: no one else may end it.
-    owner = trail.services.store.owner(trail.key)
-    if owner not in (None, agent.identity) and not trail.services.settings.supervisor_roles.intersection(agent.roles):
-        raise Refusal("cancel_not_allowed")
+    # Only the agent who sent the code (or approved it), or a supervisor: no one else may end it. With
+    # TaskRouter, the verification is the task's: whoever holds the task now may end it.
+    if not _hold_task(trail, agent):
+        owner = trail.services.store.owner(trail.key)
+        if owner not in (None, agent.identity) and not _supervises(trail, agent):
+            raise Refusal("cancel_not_allowed")
     # The approval is ours to revoke whatever Twilio says; nothing pending at Twilio is fine.
     clear = partial(trail.services.store.clear_approval, trail.key, trail.now)
     try:
@@ -161,8 +170,9 @@ def _customer(trail: _Trail) -> Ending:
     agent = trail.identify()
     if not agent.authenticated:
         raise Refusal("agent_auth_required")
+    by_task = _hold_task(trail, agent)
     approval, customer = trail.services.store.approval_and_customer(trail.key, trail.to)
-    if approval is None or not _approves(approval, agent, trail.task_sid, trail.now):
+    if approval is None or not _approves(approval, agent, trail.task_sid, trail.now, by_task=by_task):
         raise Refusal("not_verified")
     if customer is None:
         raise Refusal("customer_not_found")
@@ -176,13 +186,46 @@ def _customer(trail: _Trail) -> Ending:
     return Ending("served", Reply(200, body))
 
 
-def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int) -> bool:
-    """A current approval, by this agent; one bound to a task only for a request naming that task."""
+def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int, *, by_task: bool = False) -> bool:
+    """A current approval, by this agent; one bound to a task only for a request naming that task.
+
+    `by_task`: TaskRouter said this agent holds the request's task now, so the approval is the task's,
+    whoever approved it (a warm transfer needs no second code).
+    """
+    if by_task:
+        return approval.task_sid is not None and approval.task_sid == task_sid and approval.approved_until > now
     return (
         approval.agent == agent.identity
         and approval.approved_until > now
         and (approval.task_sid is None or task_sid == approval.task_sid)
     )
+
+
+def _hold_task(trail: _Trail, agent: Agent) -> bool:
+    """With a TaskRouter workspace: the request's task is held by this agent's worker now, and its caller is
+    the destination (a supervisor may verify another). True once checked; False without a workspace."""
+    services = trail.services
+    if not services.settings.taskrouter_workspace_sid:
+        return False
+    if services.taskrouter is None:
+        raise ConfigError("TASKROUTER_WORKSPACE_SID is set but no TaskRouter adapter was wired")
+    if trail.task_sid is None:
+        raise Refusal("task_not_held", "task_missing")
+    if not agent.worker_sid:
+        raise Refusal("task_not_held", "no_worker")
+    from callerauth.taskrouter import caller_key
+
+    task = services.taskrouter.look(trail.task_sid, agent.worker_sid)
+    if not task.held:
+        raise Refusal("task_not_held", task.status)
+    caller = caller_key(task.caller) if task.caller else None
+    if (caller is None or services.hasher.key(caller) != trail.key) and not _supervises(trail, agent):
+        raise Refusal("not_task_caller")
+    return True
+
+
+def _supervises(trail: _Trail, agent: Agent) -> bool:
+    return bool(trail.services.settings.supervisor_roles.intersection(agent.roles))
 
 
 # -- the one exit ----------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ class Settings:
     twilio_timeout_seconds: float = 5.0
     twilio_verify_base_url: str = "https://verify.twilio.com"
     twilio_iam_base_url: str = "https://iam.twilio.com"
+    # Set: every request names a task that TaskRouter says the agent holds, for the task's caller.
+    taskrouter_workspace_sid: str = ""
+    twilio_taskrouter_base_url: str = "https://taskrouter.twilio.com"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -96,7 +99,17 @@ class Settings:
             twilio_timeout_seconds=timeout,
             twilio_verify_base_url=text("TWILIO_VERIFY_BASE_URL", "https://verify.twilio.com").rstrip("/"),
             twilio_iam_base_url=text("TWILIO_IAM_BASE_URL", "https://iam.twilio.com").rstrip("/"),
+            taskrouter_workspace_sid=_workspace(text("TASKROUTER_WORKSPACE_SID", ""), agent_auth),
+            twilio_taskrouter_base_url=text("TWILIO_TASKROUTER_BASE_URL", "https://taskrouter.twilio.com").rstrip("/"),
         )
+
+
+def _workspace(sid: str, agent_auth: str) -> str:
+    if sid and not re.fullmatch(r"WS[0-9a-fA-F]{32}", sid):
+        raise ConfigError(f"TASKROUTER_WORKSPACE_SID must be WS and 32 hex digits, not {sid!r}")
+    if sid and agent_auth != "flex":  # with no agent identity there is no worker to hold a task
+        raise ConfigError("TASKROUTER_WORKSPACE_SID needs AGENT_AUTH=flex: with 'none' no agent holds a task")
+    return sid
 
 
 def _countries(codes: tuple[str, ...], env: Mapping[str, str]) -> frozenset[str]:

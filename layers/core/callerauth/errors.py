@@ -21,6 +21,9 @@ STATUS: dict[str, int] = {
     "destination_blocked": 403,
     "source_not_allowed": 403,
     "cancel_not_allowed": 403,
+    "task_not_held": 403,
+    "task_not_found": 403,
+    "not_task_caller": 403,
     "verification_not_found": 404,
     "customer_not_found": 404,
     "not_found": 404,
@@ -51,6 +54,11 @@ MESSAGES: dict[tuple[str, str | None], str] = {
     ("destination_blocked", "shared_cost"): "This is a shared-cost number: codes are never sent to it.",
     ("source_not_allowed", None): "Requests from this network are not allowed.",
     ("cancel_not_allowed", None): "Only the agent who sent this code, or a supervisor, can cancel it.",
+    ("task_not_held", None): "You are not handling this task now (it was transferred, completed or canceled).",
+    ("task_not_held", "task_missing"): "This deployment checks the agent's task: send the task SID as 'taskSid'.",
+    ("task_not_held", "no_worker"): "Your Flex token names no TaskRouter worker, so your task cannot be checked.",
+    ("task_not_found", None): "No such task in this contact centre's TaskRouter workspace.",
+    ("not_task_caller", None): "This is not the caller of your task: only the task's caller can be verified.",
     ("verification_not_found", None): (
         "No pending verification for this number (expired, approved or canceled); send a new code."
     ),

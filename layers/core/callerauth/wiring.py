@@ -56,6 +56,17 @@ class Container:
         else:
             agents = AnonymousAgents()
         hasher = Hasher(self._hash_secret())
+        taskrouter = None
+        if settings.taskrouter_workspace_sid:  # imported only then: the cold start without it pays nothing
+            from callerauth.taskrouter import CachedTaskRouter, TwilioTaskRouter
+
+            adapter = TwilioTaskRouter(
+                lambda: _basic_auth(credentials()),
+                settings.taskrouter_workspace_sid,
+                settings.twilio_taskrouter_base_url,
+                settings.twilio_timeout_seconds,
+            )
+            taskrouter = CachedTaskRouter(adapter, self._clock)
         return Services(
             settings=settings,
             store=StateStore(dynamodb, settings),
@@ -64,6 +75,7 @@ class Container:
             hasher=hasher,
             sources=SourceGate(settings, hasher, self._clock),
             clock=self._clock,
+            taskrouter=taskrouter,
         )
 
     def _twilio_credentials(self) -> Callable[[], Credentials]:

@@ -1,0 +1,179 @@
+"""Twilio TaskRouter: who holds a task now, and whose call it is (with TASKROUTER_WORKSPACE_SID set).
+
+The adapter reads a task (one HTTP request) and, while the task is `assigned` or `wrapping`, its
+reservation for the asking worker in the matching status (a second one): a look costs one or two HTTP
+requests. `CachedTaskRouter` keeps each look for TASK_CACHE_SECONDS per (task, worker); a fresh look at a
+task drops every earlier look at it that it contradicts, so no answer outlives a change this container has
+seen (a transfer seen by the new holder's request, a completion seen by anyone's). A change no request here
+has seen yet is seen within TASK_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callerauth.refusals import Refusal, unavailable
+
+TASK_CACHE_SECONDS = 30
+CACHE_ENTRIES = 1024
+# A task is held while it is assigned (the reservation accepted) or wrapping (the reservation wrapping).
+HELD = {"assigned": "accepted", "wrapping": "wrapping"}
+# Where a task's attributes name the customer: voice and SMS (`from`), Flex Conversations, Flex's CRM fields.
+CALLER_ATTRIBUTES = (("from",), ("customerAddress",), ("customers", "phone"), ("customers", "email"))
+CHANNEL_PREFIXES = ("whatsapp:", "sms:", "tel:", "messenger:", "client:")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task as one worker sees it: its status, whether that worker holds it, and its caller (raw)."""
+
+    sid: str
+    status: str  # TaskRouter's assignment_status
+    held: bool  # the worker has an accepted (or, wrapping, a wrapping) reservation of it
+    caller: str | None  # the task's `from` (or the channel's equivalent), as TaskRouter has it
+
+
+class TaskRouter(Protocol):
+    def look(self, task_sid: str, worker_sid: str) -> TaskView:
+        """The task as `worker_sid` holds it (or not); raises `task_not_found`, or `upstream_unavailable`."""
+        ...
+
+
+def caller_of(attributes: Mapping[str, Any]) -> str | None:
+    """The customer a task's attributes name: `from` for voice and SMS, or the channel's equivalent."""
+    for path in CALLER_ATTRIBUTES:
+        value: Any = attributes
+        for name in path:
+            value = value.get(name) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def caller_key(caller: str) -> str | None:
+    """A task's caller as a destination is keyed (fields.Destination.key): E.164, or a mailbox without its +tag."""
+    text = caller
+    for prefix in CHANNEL_PREFIXES:
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+    if "@" in text:
+        local, _, domain = text.lower().rpartition("@")
+        return f"{local.partition('+')[0]}@{domain}"
+    from callerauth import numbers
+
+    number = numbers.parse(text) if text.startswith("+") else None
+    return number.e164 if number else None
+
+
+class CachedTaskRouter:
+    """A look at a task, kept for TASK_CACHE_SECONDS per (task, worker); a fresh look replaces them all."""
+
+    def __init__(self, inner: TaskRouter, clock: Callable[[], float] = time.time) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._cache: dict[str, dict[str, tuple[float, TaskView | Refusal]]] = {}
+
+    def look(self, task_sid: str, worker_sid: str) -> TaskView:
+        now = self._clock()
+        cached = self._cache.get(task_sid, {}).get(worker_sid)
+        if cached and cached[0] > now:
+            if isinstance(cached[1], Refusal):  # a new one each time: a raised exception keeps its traceback
+                raise Refusal(cached[1].code, cached[1].reason)
+            return cached[1]
+        try:
+            answer: TaskView | Refusal = self._inner.look(task_sid, worker_sid)
+        except Refusal as refusal:
+            if refusal.code != "task_not_found":  # TaskRouter could not say: never remembered
+                raise
+            answer = refusal
+        if len(self._cache) >= CACHE_ENTRIES:
+            self._cache.clear()
+        # What was seen of this task before and disagrees with this look (a transfer, a completion) is forgotten.
+        seen = {
+            worker: entry
+            for worker, entry in self._cache.get(task_sid, {}).items()
+            if worker != worker_sid and _consistent(entry[1], answer)
+        }
+        self._cache[task_sid] = {**seen, worker_sid: (now + TASK_CACHE_SECONDS, answer)}
+        if isinstance(answer, Refusal):
+            raise Refusal(answer.code, answer.reason)
+        return answer
+
+
+def _consistent(earlier: TaskView | Refusal, fresh: TaskView | Refusal) -> bool:
+    """An earlier look still true beside a fresh one: the same status, and no second holder."""
+    if isinstance(earlier, Refusal) or isinstance(fresh, Refusal):
+        return False
+    return earlier.status == fresh.status and not (earlier.held and fresh.held)
+
+
+class TwilioTaskRouter:
+    """TaskRouter v1 through the `twilio` client (imported on first use), with Verify's timeout and quiet log."""
+
+    def __init__(
+        self, credentials: Callable[[], tuple[str, str]], workspace_sid: str, base_url: str, timeout: float
+    ) -> None:
+        self._credentials = credentials
+        self._workspace_sid = workspace_sid
+        self._base_url = base_url
+        self._timeout = timeout
+        self._client: Any = None
+        self._client_credentials: tuple[str, str] | None = None
+
+    def look(self, task_sid: str, worker_sid: str) -> TaskView:
+        workspace = self._workspace()
+        task = self._call(lambda: workspace.tasks(task_sid).fetch())
+        try:
+            status = str(task.assignment_status)
+            raw = task.attributes or "{}"
+            attributes = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(attributes, Mapping):
+                raise ValueError("attributes")
+        except (ValueError, TypeError, AttributeError):
+            raise Refusal("upstream_error", "taskrouter_unreadable") from None
+        held = False
+        if status in HELD:
+            reservations = self._call(
+                lambda: workspace.tasks(task_sid).reservations.list(
+                    reservation_status=HELD[status], worker_sid=worker_sid, limit=1
+                )
+            )
+            held = any(getattr(r, "worker_sid", None) == worker_sid for r in reservations)
+        return TaskView(task_sid, status, held, caller_of(attributes))
+
+    def _call(self, request: Callable[[], Any]) -> Any:
+        from requests import RequestException
+        from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+
+        try:
+            return request()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            if exc.status == 404:
+                raise Refusal("task_not_found") from None
+            if exc.status >= 500 or exc.status == 429:
+                raise unavailable("taskrouter_5xx") from None
+            raise Refusal("upstream_error", "taskrouter") from None  # 401, 400: our setup, not the agent's task
+        except RequestException:
+            raise unavailable("taskrouter_unreachable") from None  # a read: nothing happened either way
+        except (TwilioException, ValueError, KeyError, TypeError, AttributeError):
+            raise Refusal("upstream_error", "taskrouter_unreadable") from None
+
+    def _workspace(self) -> Any:
+        credentials = self._credentials()
+        if self._client is None or credentials != self._client_credentials:
+            from twilio.http.http_client import TwilioHttpClient
+            from twilio.rest import Client
+
+            quiet = logging.getLogger("callerauth.twilio")  # as twilio_verify: no parameters, no URLs in logs
+            quiet.setLevel(logging.WARNING)
+            logging.getLogger("urllib3").setLevel(logging.INFO)
+            http = TwilioHttpClient(timeout=self._timeout, logger=quiet)
+            self._client = Client(*credentials, http_client=http)
+            self._client.taskrouter.base_url = self._base_url
+            self._client_credentials = credentials
+        return self._client.taskrouter.v1.workspaces(self._workspace_sid)
