@@ -41,6 +41,7 @@ LAYER = BUILD / "CoreLayer" / "python"
 CACHE = ROOT / "bench" / ".build"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "9"))
 WARM_CALLS = int(os.environ.get("BENCH_WARM_CALLS", "3000"))
+PROFILE = os.environ.get("BENCH_PROFILE", "")  # a handler (start_verify, ...): profile its cold start only
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 FUNCTIONS = {
     "start_verify": "StartVerifyFunction",
@@ -100,6 +101,8 @@ def main() -> int:
         events = Events(api, token)
         floor_table = env["CUSTOMERS_TABLE"]
 
+        if PROFILE:  # one cold start under cProfile instead of the measurements (where the CPU goes)
+            return _profile(runner, {"path": ours[PROFILE], "app": _app(PROFILE), "events": [events.make(PROFILE)]})
         samples: dict[str, list[dict[str, Any]]] = {}
         for round_ in range(ROUNDS):
             # Per handler, a triple run back to back: the floor, ours and the conventional handler, each
@@ -127,6 +130,21 @@ def main() -> int:
     rows += _warm_rows(python, runtime, env)
     _print(rows)
     return 0 if all(ok for *_, ok in rows) else 1
+
+
+def _profile(runner: Runner, spec: dict[str, Any]) -> int:
+    """Runs one cold start under cProfile and prints where its time went (not a measurement: cProfile
+    slows every call it records)."""
+    import pstats
+
+    with tempfile.TemporaryDirectory() as scratch:
+        stats = os.environ.get("BENCH_PROFILE_OUT") or str(Path(scratch) / "cold.prof")  # to keep it
+        runner.run({**spec, "profile": stats}, f"profile {PROFILE}")
+        for order in ("tottime", "cumulative"):
+            pstats.Stats(stats, stream=sys.stdout).strip_dirs().sort_stats(order).print_stats(40)
+        if callers := os.environ.get("BENCH_PROFILE_CALLERS"):  # e.g. list_available_services
+            pstats.Stats(stats, stream=sys.stdout).strip_dirs().print_callers(callers)
+    return 0
 
 
 # ----------------------------------------------------------------------------------------- environment

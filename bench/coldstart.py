@@ -5,7 +5,8 @@ Run by bench/launch.py (itself run by bench/__main__.py) as
 - "path": the directories put first on sys.path, as Lambda's are (function code, layer, runtime's boto3);
 - "app": the handler module's file, and "events": the API Gateway events it answers, in order;
   or "floor": a table name, for the floor (import boto3, make a DynamoDB client, one GetItem);
-- "count": count HTTP attempts at the transports (only in runs that are not timed).
+- "count": count HTTP attempts at the transports (only in runs that are not timed);
+- "profile": a file to write cProfile's statistics of the whole cold start to (`BENCH_PROFILE`, untimed).
 Prints one JSON line (last on stdout): each answer's status and, when counting, its attempts; then
 exits without the interpreter's teardown.
 """
@@ -36,6 +37,11 @@ def main() -> None:
     sys.path[:0] = spec["path"]
     counts: Counter[str] = _counting() if spec.get("count") else Counter()
     answers = []
+    if spec.get("profile"):
+        import cProfile
+
+        profile = cProfile.Profile()
+        profile.enable()
     if "floor" in spec:
         import boto3
 
@@ -55,6 +61,9 @@ def main() -> None:
             answers.append({"status": answer["statusCode"], "body": answer.get("body", "")[:300], "calls": calls})
         if answers:
             answers[0]["init_calls"] = init
+    if spec.get("profile"):
+        profile.disable()
+        profile.dump_stats(spec["profile"])
     print("\n" + json.dumps({"answers": answers}), flush=True)
     # No interpreter teardown: Lambda never tears an environment down while a request waits on it, so
     # the cost of finalising modules is no part of a cold start (and it would differ with the heap).

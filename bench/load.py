@@ -259,8 +259,8 @@ def _table_view(dynamodb_url: str, table: str) -> dict[str, int]:
         for item in page["Items"]:
             items += 1
             pk, sk = item["pk"]["S"], item["sk"]["S"]
-            if pk == "DEPLOYMENT" and sk.startswith("SENDS#M#"):
-                counted += int(item["n"]["N"])
+            if pk.startswith("DEPLOYMENT#") and sk.startswith("SENDS#60#"):  # every shard's minute counters
+                counted += int(item.get("own", {"N": "0"})["N"])  # each send counts once as its own minute's
             elif sk.startswith("AUDIT#"):
                 audited += 1
     return {"counted": counted, "audited": audited, "items": items}

@@ -27,7 +27,9 @@ TOKEN = "stub-token"
 
 
 class StubStore:
-    def reserve_send(self, *args: Any) -> None: ...
+    def reserve_send(self, *args: Any) -> str:
+        return "reservation#0.0.0"
+
     def release_send(self, *args: Any) -> None: ...
     def known_signals(self, dest: str, now: int, packages: tuple[str, ...]) -> Signals:
         return Signals(fields=packages, at=now, line_type="mobile")  # the common case: a number seen today

@@ -112,7 +112,7 @@ class StateView:
         """Every send counter: ``destination|agent:<id>|deployment`` + its window → sends counted."""
 
         def owner(pk: str) -> str:
-            return "destination" if pk.startswith("D#") else "deployment" if pk == "DEPLOYMENT" else pk
+            return "destination" if pk.startswith("D#") else f"deployment {pk}" if pk.startswith("DEPLOYMENT#") else pk
 
         return {
             f"{owner(item['pk'])} {item['sk']}": int(item["n"])

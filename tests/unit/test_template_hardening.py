@@ -24,6 +24,7 @@ NEW_PARAMETERS: dict[str, tuple[str | None, str]] = {
     "AllowedChannels": ("ALLOWED_CHANNELS", "sms"),
     "MaxSendsPerHour": ("MAX_SENDS_PER_HOUR", "1000"),
     "MaxSendsPerDay": ("MAX_SENDS_PER_DAY", "10000"),
+    "DeploymentCounterShards": ("DEPLOYMENT_COUNTER_SHARDS", "8"),
     "AllowedSourceCidrs": ("ALLOWED_SOURCE_CIDRS", ""),
     "AcknowledgePublicApi": (None, "no"),
     "SupervisorRoles": ("SUPERVISOR_ROLES", "supervisor,admin"),

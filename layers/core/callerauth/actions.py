@@ -110,8 +110,7 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
     assessment = trail.note(risk.assess(known, target.channel, settings, trail.now) if known else unweighed)
     if assessment.refusal:
         raise assessment.refusal
-    reservation = trail.request.request_id
-    services.store.reserve_send(trail.key, agent.identity, trail.now, reservation)
+    reservation = services.store.reserve_send(trail.key, agent.identity, trail.now, trail.request.request_id)
     # A Lookup is paid for, so it is made only inside the send limits.
     fresh = None
     if weigh and not known:

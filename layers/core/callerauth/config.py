@@ -15,6 +15,7 @@ LINE_TYPES = (
     "premium", "sharedCost", "uan", "voicemail", "pager", "unknown",
 )  # fmt: skip
 BLOCKED_LINE_TYPES = "nonFixedVoip,premium,sharedCost,uan,pager,voicemail,tollFree"
+MAX_SHARDS = 32
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -36,6 +37,7 @@ class Settings:
     max_sends_per_minute: int = 60
     max_sends_per_hour: int = 1000
     max_sends_per_day: int = 10000
+    deployment_counter_shards: int = 8  # the deployment's caps are split over this many counters (limits.py)
     max_failed_checks: int = 10
     lockout_seconds: int = 900
     allowed_countries: frozenset[str] = frozenset()  # ISO 3166 alpha-2; empty: every country
@@ -98,6 +100,7 @@ class Settings:
             max_sends_per_minute=number("MAX_SENDS_PER_MINUTE", 60, 1),
             max_sends_per_hour=number("MAX_SENDS_PER_HOUR", 1000, 1),
             max_sends_per_day=number("MAX_SENDS_PER_DAY", 10000, 1),
+            deployment_counter_shards=_shards(number("DEPLOYMENT_COUNTER_SHARDS", 8, 1)),
             max_failed_checks=number("MAX_FAILED_CHECKS", 10, 1),
             lockout_seconds=number("LOCKOUT_SECONDS", 900, 1),
             allowed_countries=_countries(listing("ALLOWED_COUNTRIES", ""), env),
@@ -140,6 +143,12 @@ def _countries(codes: tuple[str, ...], env: Mapping[str, str]) -> frozenset[str]
     if bad := [code for code in codes if not re.fullmatch(r"[A-Za-z]{2}", code)]:
         raise ConfigError(f"ALLOWED_COUNTRIES has entries that are not ISO 3166 alpha-2 codes: {bad}")
     return frozenset(code.upper() for code in codes)
+
+
+def _shards(shards: int) -> int:
+    if shards > MAX_SHARDS:  # the store reads every shard of the three deployment caps in one BatchGetItem
+        raise ConfigError(f"DEPLOYMENT_COUNTER_SHARDS must be at most {MAX_SHARDS}, not {shards}")
+    return shards
 
 
 def _channels(channels: tuple[str, ...]) -> tuple[str, ...]:

@@ -6,13 +6,16 @@ One state table, keys (pk, sk):
   D#<hmac(destination)>  LOOKUP                     what Twilio Lookup said of the number (a cache, see risk.py)
   D#<hmac(destination)>  SENDS#<length>#<window>    sends to that destination (see limits.py)
   A#<agent identity>     SENDS#<length>#<window>    sends by that agent
-  DEPLOYMENT             SENDS#<length>#<window>    sends by the whole deployment (minute, hour, day)
+  DEPLOYMENT#<shard>     SENDS#<length>#<window>    sends by the whole deployment (minute, hour, day), one shard
   S#<hmac(source IP)>    REFUSED#60#<minute>        refused unauthenticated requests from that source
   D#<hmac(destination)>  AUDIT#<time>#<request id>  one audit event (S#... for refused unauthenticated ones)
 Every item carries `expires_at` (TTL). TTL deletes late, so reads compare times themselves.
-Each request costs at most two calls: one conditional write (or read) before Twilio, one
-transaction after it that records the outcome together with its audit event; a cancel first reads who owns
-the verification, and a start with Lookup on first reads the number's cached Lookup answer.
+The deployment's caps are split over `deployment_counter_shards` shards (limits.py), so that concurrent
+sends to different numbers do not write one item: DynamoDB cancels concurrent transactions on an item.
+A request costs two calls: one conditional write (or read) before Twilio, one transaction after it
+that records the outcome together with its audit event (a cancel first reads who owns the verification,
+and a start with Lookup on first reads the number's cached Lookup answer). Only a send whose deployment shard is full
+or busy costs more: one BatchGetItem of the full caps' shards, and one more reservation (four at most).
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class Store(Protocol):
     """What the decisions need from storage. Every method raises a `Refusal`, never a storage error:
     a limit or a lock as itself, storage that cannot answer as `upstream_unavailable`."""
 
-    def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None: ...
+    def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> str: ...
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None: ...
     def known_signals(self, dest: str, now: int, packages: Sequence[str]) -> Signals | None: ...
     def record_start(
@@ -125,13 +128,42 @@ class StateStore:
     # -- sends -------------------------------------------------------------------------------
 
     @_dynamodb
-    def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> None:
+    def reserve_send(self, dest: str, agent: str, now: int, reservation: str) -> str:
         """Claim one send before Twilio is called, or raise the refusal: lock, cooldown, caps, budgets.
 
         The same write records who started it (only they, or a supervisor, may cancel it) and revokes
-        the destination's approval: a new code means the situation changed.
+        the destination's approval: a new code means the situation changed. The deployment's caps count
+        on the destination's shard; when that shard is full or busy (and nothing else refuses), one more
+        transaction counts on others (`_elsewhere`). Returns the reservation as recorded, naming the
+        shards it counted on: what `release_send` is given back.
         """
-        s = self._settings
+        all_caps = self._caps(dest, agent, limits.shard_of(dest))
+        for attempt in range(2):
+            token = f"{reservation}#{'.'.join(str(cap.shard) for cap in all_caps if cap.sharded)}"
+            names, items = self._reservation(dest, agent, now, token, all_caps)
+            try:
+                self._db.transact_write_items(TransactItems=[{"Update": item} for item in items])
+                return token
+            except self._db.exceptions.TransactionCanceledException as exc:
+                reasons = dict(zip(names, exc.response.get("CancellationReasons") or [], strict=False))
+                breached = {n: _plain(r.get("Item")) for n, r in reasons.items() if r.get("Code") == CHECK_FAILED}
+                conflicted = {
+                    n.removesuffix("+next") for n, r in reasons.items() if r.get("Code") == "TransactionConflict"
+                }
+                moved = self._elsewhere(all_caps, breached, conflicted, now, reservation) if attempt == 0 else None
+                if moved is None:
+                    refusal = self._refusal(breached, conflicted, now, all_caps)
+                    if refusal is None:
+                        raise
+                    raise refusal from None
+                all_caps = moved
+        raise AssertionError("unreachable: the second attempt returns or raises")  # pragma: no cover
+
+    def _reservation(
+        self, dest: str, agent: str, now: int, token: str, all_caps: tuple[limits.Cap, ...]
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """The reservation's items, and a name for each (its cancellation reason's): the state, then each
+        cap's counter of this window (conditioned on its allowance) and of the next."""
         state = self._update(
             _dest(dest),
             STATE,
@@ -141,39 +173,104 @@ class StateStore:
             "AND (attribute_not_exists(locked_until) OR locked_until <= :now)",
             {
                 ":now": now,
-                ":rid": reservation,
+                ":rid": token,
                 ":agent": agent,
                 ":exp": now + limits.DAY,
-                ":cooled": now - s.send_cooldown_seconds,
+                ":cooled": now - self._settings.send_cooldown_seconds,
             },
         )
-        all_caps = self._caps(dest, agent)
         names, items = ["state"], [state]
         for cap in all_caps:
             window = cap.window(now)
             names += [cap.name, f"{cap.name}+next"]
-            items += [self._count(cap, window, 1, cap.limit, own=True), self._count(cap, window + 1, 1)]
-        try:
-            self._db.transact_write_items(TransactItems=[{"Update": item} for item in items])
-        except self._db.exceptions.TransactionCanceledException as exc:
-            reasons = dict(zip(names, exc.response.get("CancellationReasons") or [], strict=False))
-            breached = {name: _plain(r.get("Item")) for name, r in reasons.items() if r.get("Code") == CHECK_FAILED}
-            conflicted = {name for name, r in reasons.items() if r.get("Code") == "TransactionConflict"}
-            if breached:
-                raise limits.send_refusal(breached, now, s, all_caps) from None
-            if "state" in conflicted:  # a concurrent request for this number holds it: a code is on its way
-                raise limits.send_refusal({"state": None}, now, s, all_caps) from None
-            if conflicted:  # a busy counter, not a limit: transient
-                raise unavailable("dynamodb:TransactionConflict", retry_after=1) from None
-            raise
+            items += [self._count(cap, window, 1, cap.allowance, own=True), self._count(cap, window + 1, 1)]
+        return names, items
+
+    def _refusal(
+        self, breached: Mapping[str, Any], conflicted: set[str], now: int, all_caps: tuple[limits.Cap, ...]
+    ) -> Refusal | None:
+        if breached:
+            return limits.send_refusal(breached, now, self._settings, all_caps)
+        if "state" in conflicted:  # a concurrent request for this number holds it: a code is on its way
+            return limits.send_refusal({"state": None}, now, self._settings, all_caps)
+        if conflicted:  # a busy counter, not a limit: transient
+            return unavailable("dynamodb:TransactionConflict", retry_after=1)
+        return None
+
+    def _elsewhere(
+        self,
+        all_caps: tuple[limits.Cap, ...],
+        breached: Mapping[str, Any],
+        conflicted: set[str],
+        now: int,
+        reservation: str,
+    ) -> tuple[limits.Cap, ...] | None:
+        """The caps moved off the deployment shards that refused the reservation, or None when moving cannot
+        help: something else refused it (the state, the destination's or the agent's counters), or a cap has
+        one shard. A full shard's cap moves to a shard with room, read in one BatchGetItem; when none has room
+        this raises the budget's refusal, with the wait until the first shard has room. A busy one moves to
+        another shard (picked from the reservation, so concurrent retries spread)."""
+        sharded = {cap.name for cap in all_caps if cap.sharded}
+        if not (breached.keys() | conflicted) or not (breached.keys() | conflicted) <= sharded:
+            return None
+        full = [cap for cap in all_caps if cap.name in breached]
+        room = self._room(full, now) if full else {}
+        pick = limits.shard_of(reservation)
+        moved: list[limits.Cap] = []
+        for cap in all_caps:
+            if cap.name in breached:
+                shards = [shard for shard in room[cap.name] if shard != cap.shard]
+            elif cap.name in conflicted:
+                shards = [shard for shard in range(cap.shards) if shard != cap.shard]
+            else:
+                moved.append(cap)
+                continue
+            if not shards:
+                return None
+            moved.append(cap.on(shards[pick % len(shards)]))
+        return tuple(moved)
+
+    def _room(self, full: Sequence[limits.Cap], now: int) -> dict[str, list[int]]:
+        """Each full cap's shards that have room in this window; raises the cap's refusal when none has."""
+        keys = {
+            (shard_cap.pk, shard_cap.counter(shard_cap.window(now))): shard_cap
+            for cap in full
+            for shard_cap in (cap.on(shard) for shard in range(cap.shards))
+        }
+        answer = self._db.batch_get_item(
+            RequestItems={self._table: {"Keys": [_key(pk, sk) for pk, sk in keys], "ConsistentRead": True}}
+        )
+        if answer.get("UnprocessedKeys"):
+            raise unavailable("dynamodb:UnprocessedKeys")
+        counts = {(item["pk"]["S"], item["sk"]["S"]): _plain(item) or {} for item in answer["Responses"][self._table]}
+        room: dict[str, list[int]] = {cap.name: [] for cap in full}
+        soonest: dict[str, tuple[int, limits.Cap, dict[str, Any]]] = {}
+        for key, shard_cap in keys.items():
+            values = counts.get(key, {})
+            if values.get("n", 0) < shard_cap.allowance:
+                room[shard_cap.name].append(shard_cap.shard)
+                continue
+            window = shard_cap.window(now) + (1 if values.get("own", 0) >= shard_cap.allowance else 0)
+            wait = shard_cap.ends_at(window)
+            if shard_cap.name not in soonest or wait < soonest[shard_cap.name][0]:
+                soonest[shard_cap.name] = (wait, shard_cap, values)
+        if exhausted := [name for name, shards in room.items() if not shards]:
+            # Every shard is full: the budget is spent until the first of them has room.
+            refusing = tuple(soonest[name][1] for name in exhausted)
+            raise limits.send_refusal({name: soonest[name][2] for name in exhausted}, now, self._settings, refusing)
+        return room
 
     @_dynamodb
     def release_send(self, dest: str, agent: str, now: int, reservation: str, event: AuditEvent) -> None:
-        """Give back a reservation whose message Twilio definitely did not send, and audit why."""
+        """Give back a reservation whose message Twilio definitely did not send, and audit why.
+
+        `reservation` is what `reserve_send` returned: it names the deployment shards to count back."""
+        shards = iter(int(shard) for shard in reservation.rpartition("#")[2].split("."))
         counts = []
-        for cap in self._caps(dest, agent):
-            window = cap.window(now)
-            counts += [self._count(cap, window, -1, own=True), self._count(cap, window + 1, -1)]
+        for cap in self._caps(dest, agent, 0):
+            counted = cap.on(next(shards)) if cap.sharded else cap
+            window = counted.window(now)
+            counts += [self._count(counted, window, -1, own=True), self._count(counted, window + 1, -1)]
         # Only this reservation's own mark is removed: a later reservation keeps its cooldown.
         mark = self._update(
             _dest(dest), STATE, "REMOVE last_send, reservation", "reservation = :rid", {":rid": reservation}
@@ -222,8 +319,8 @@ class StateStore:
         else:
             self._transact(items)
 
-    def _caps(self, dest: str, agent: str) -> tuple[limits.Cap, ...]:
-        return limits.caps(_dest(dest), f"A#{agent}", self._settings)
+    def _caps(self, dest: str, agent: str, shard: int) -> tuple[limits.Cap, ...]:
+        return limits.caps(_dest(dest), f"A#{agent}", self._settings, shard)
 
     # -- checks ------------------------------------------------------------------------------
 
