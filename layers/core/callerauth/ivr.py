@@ -70,6 +70,7 @@ class Webhook:
     signature: str
     source_ip: str
     request_id: str
+    base: str  # the public URL before /ivr/... (IVR_BASE_URL, or the API's own)
     url: str  # the public URL Twilio signed
     log: dict[str, Any] = field(default_factory=dict)
 
@@ -135,7 +136,7 @@ def start(webhook: Webhook, services: Services) -> str:
         start_for_call(webhook.request(), services, target, caller)
     except Refusal:  # a limit, a lock, a risky number, Twilio or storage down: audited; on to an agent
         return _onwards(settings, "refused", verified=False)
-    return _gather(settings, "sent", attempt=1)
+    return _gather(settings, webhook.base, "sent", attempt=1)
 
 
 def check(webhook: Webhook, services: Services) -> str:
@@ -152,7 +153,7 @@ def check(webhook: Webhook, services: Services) -> str:
         check_for_call(webhook.request(), services, target, caller, digits)
     except Refusal as refusal:
         if refusal.code == "incorrect_code" and attempt < settings.ivr_max_attempts:
-            return _gather(settings, "again", attempt=attempt + 1)
+            return _gather(settings, webhook.base, "again", attempt=attempt + 1)
         return _onwards(settings, "wrong" if refusal.code == "incorrect_code" else "refused", verified=False)
     return _onwards(settings, "verified", verified=True, at=iso(int(services.clock())))
 
@@ -160,12 +161,12 @@ def check(webhook: Webhook, services: Services) -> str:
 # -- TwiML ------------------------------------------------------------------------------------------
 
 
-def _gather(settings: Settings, sentence: str, attempt: int) -> str:
+def _gather(settings: Settings, base: str, sentence: str, attempt: int) -> str:
     """Say the sentence inside a <Gather> whose action is /ivr/check with this attempt's number (Twilio signs
     that URL, query included, so the number cannot be forged); no entry at all comes to /ivr/check too."""
     from twilio.twiml.voice_response import VoiceResponse
 
-    check_url = f"{base_url(settings)}{CHECK}?{urlencode({'attempt': attempt})}"
+    check_url = f"{base}{CHECK}?{urlencode({'attempt': attempt})}"
     response = VoiceResponse()
     gather = response.gather(input="dtmf", action=check_url, method="POST", finish_on_key="#", timeout=10)
     gather.say(SENTENCES[settings.ivr_locale[:2]][sentence], language=settings.ivr_locale)
@@ -210,7 +211,8 @@ def _decode(event: Mapping[str, Any], path: str, request_id: str, log: dict[str,
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
     identity = (event.get("requestContext") or {}).get("identity") or {}
-    url = base_url(settings, event) + path
+    base = base_url(settings, event)
+    url = base + path
     if query:
         url += "?" + urlencode(query)
     params = dict(_form(event))
@@ -221,6 +223,7 @@ def _decode(event: Mapping[str, Any], path: str, request_id: str, log: dict[str,
         headers.get("x-twilio-signature", ""),
         str(identity.get("sourceIp") or "unknown"),
         request_id,
+        base,
         url,
         log,
     )
