@@ -82,7 +82,9 @@ class Webhook:
 Step = Callable[[Webhook, "Services"], str]
 
 
-def serve(event: Mapping[str, Any], context: Any, routes: Mapping[str, Mapping[str, Step]], runtime: Runtime) -> dict[str, Any]:
+def serve(
+    event: Mapping[str, Any], context: Any, routes: Mapping[str, Mapping[str, Step]], runtime: Runtime
+) -> dict[str, Any]:
     """Answer one voice webhook: TwiML (200), or an empty 403 (not Twilio's), 404, 405, 400 or 500."""
     started = time.perf_counter()
     request_id = str(getattr(context, "aws_request_id", "") or "local")

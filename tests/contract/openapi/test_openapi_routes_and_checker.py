@@ -43,7 +43,9 @@ def test_the_methods_are_the_functions_route_tables(doc: Mapping[str, Any]) -> N
     assert len(tables) == len(FUNCTIONS)
     assert served == documented
     # (the IVR's paths answer no preflight: Twilio calls them, never a browser)
-    assert {f"OPTIONS {p}" for p in doc["paths"] if not p.startswith("/ivr/")} == {f"{m} {p}" for m, p, _ in _operations(doc) if m == "OPTIONS"}
+    assert {f"OPTIONS {p}" for p in doc["paths"] if not p.startswith("/ivr/")} == {
+        f"{m} {p}" for m, p, _ in _operations(doc) if m == "OPTIONS"
+    }
 
 
 def load_handler_module(name: str) -> Any:
