@@ -136,6 +136,7 @@ class TwilioSandbox:
         self._pending_by_to: dict[str, str] = {}  # To → sid
         self._sends: dict[str, list[float]] = {}  # To → send times within the last CODE_TTL_SECONDS
         self.outbox: list[dict[str, Any]] = []
+        self.api_url = ""  # the local API, for the call simulator (devserver/sandbox_calls.py); the stack sets it
         self.taskrouter = sandbox_taskrouter.TaskRouterSandbox(account_sid, auth_token, clock=clock, announce=announce)
         self._map = Map(
             [
@@ -150,6 +151,7 @@ class TwilioSandbox:
                 Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
                 Rule("/sandbox/fail-next", methods=["POST"], endpoint="sandbox_fail"),
                 Rule("/sandbox/mode", methods=["POST"], endpoint="sandbox_mode"),
+                Rule("/sandbox/calls", methods=["POST"], endpoint="sandbox_calls"),
                 *sandbox_taskrouter.rules(),
             ]
         )
@@ -238,6 +240,13 @@ class TwilioSandbox:
             return self._iam(request, args["account"])
         if endpoint == "lookup":
             return self._look_up(request, str(args["number"]))
+        if endpoint == "sandbox_calls":
+            from devserver import sandbox_calls
+
+            try:
+                return _json(sandbox_calls.simulate(self, self.api_url, request.get_json(silent=True) or {}))
+            except (sandbox_calls.CallError, ValueError) as err:
+                raise _TwilioError(400, None, str(err)) from None
         if endpoint.startswith("taskrouter_"):
             try:
                 return self.taskrouter.dispatch(request, endpoint, args)
