@@ -39,7 +39,7 @@ def simulate(sandbox: TwilioSandbox, api_url: str, body: dict[str, Any]) -> dict
     call_sid = "CA" + secrets.token_hex(16)
     params = {"CallSid": call_sid, "AccountSid": sandbox.account_sid, "From": caller, "To": "+12025550000"}
     params |= {"CallStatus": "in-progress", "Direction": "inbound"}
-    url, extra, answers = f"{api_url}/ivr/start", {}, []
+    url, extra, answers = f"{api_url}/ivr/start", dict[str, str](), list[str]()
     for _ in range(MAX_STEPS):
         twiml = _post(url, params | extra, sandbox.auth_token)
         answers.append(twiml)

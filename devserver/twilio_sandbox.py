@@ -240,19 +240,12 @@ class TwilioSandbox:
             return self._iam(request, args["account"])
         if endpoint == "lookup":
             return self._look_up(request, str(args["number"]))
-        if endpoint == "sandbox_calls":
-            from devserver import sandbox_calls
-
-            try:
-                return _json(sandbox_calls.simulate(self, self.api_url, request.get_json(silent=True) or {}))
-            except (sandbox_calls.CallError, ValueError) as err:
-                raise _TwilioError(400, None, str(err)) from None
         if endpoint.startswith("taskrouter_"):
             try:
                 return self.taskrouter.dispatch(request, endpoint, args)
             except sandbox_taskrouter.TaskRouterError as err:
                 raise _TwilioError(err.status, err.code, err.message) from None
-        return self._sandbox(request, endpoint)
+        return (self._call if endpoint == "sandbox_calls" else self._sandbox)(request, endpoint)
 
     def _injected_failure(self, api: str) -> None:
         with self._lock:
@@ -452,6 +445,15 @@ class TwilioSandbox:
         return claims
 
     # ------------------------------------------------------------------ sandbox-only endpoints
+
+    def _call(self, request: Request, endpoint: str) -> Response:
+        """POST /sandbox/calls: one call through the local API's IVR (devserver/sandbox_calls.py)."""
+        from devserver import sandbox_calls
+
+        try:
+            return _json(sandbox_calls.simulate(self, self.api_url, request.get_json(silent=True) or {}))
+        except (sandbox_calls.CallError, ValueError) as err:
+            raise _TwilioError(400, None, str(err)) from None
 
     def _sandbox(self, request: Request, endpoint: str) -> Response:
         if endpoint == "outbox":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from callerauth.config import ConfigError, Settings
 
 BASE = {"STATE_TABLE": "state", "CUSTOMERS_TABLE": "customers"}
