@@ -388,3 +388,11 @@ def test_an_ivr_check_on_a_locked_number_goes_on_unverified(
     last = call.key(client.code(TO))
     assert verified_flag(last.body) == "false"
     assert [e["outcome"] for e in ivr_events(audit)][-1] == "too_many_attempts"
+
+
+def test_an_undecodable_body_is_refused_as_unsigned(ivr: Callable[..., Any], sandbox: Any, aws: Any) -> None:
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"}
+    event = rest_event("POST", "/ivr/start", body="%ZZ", headers=headers, is_base64=True, source_ip=TWILIO_IP)
+    answer = ivr().send(event)
+    assert (answer.status, answer.body) == (403, None)
+    assert [i["outcome"] for i in aws.scan(aws.state) if "outcome" in i] == ["signature_invalid"]

@@ -217,7 +217,10 @@ def _decode(event: Mapping[str, Any], path: str, request_id: str, log: dict[str,
     url = base + path
     if query:
         url += "?" + urlencode(query)
-    params = dict(_form(event))
+    try:
+        params = dict(_form(event))
+    except errors.ApiError as exc:  # nothing Twilio signed: refused as unsigned (the signature cannot match)
+        params, log["error"] = {}, exc.code
     return Webhook(
         path,
         params,
