@@ -51,6 +51,19 @@ def _json_field(key: str, index: str = "") -> str:
     return f"python3 -c 'import json,sys; print(json.load(sys.stdin){index}[\"{key}\"])'"
 
 
+def _ivr_lines(stack: Stack, taskrouter: bool) -> list[str]:
+    """The call simulator's ready line (the IVR's agent side needs TaskRouter checks)."""
+    if stack.sandbox is None or not taskrouter:
+        return []
+    return [
+        "A call through the IVR (the sandbox plays Twilio: signed webhooks, the code keyed; then the task):",
+        f"  curl -s {stack.sandbox_url}/sandbox/calls -H 'Content-Type: application/json'"
+        f' -d \'{{"from": "{SAMPLE_NUMBER}", "digits": "code", "worker": "dev-agent"}}\'',
+        '  then customer-info with that taskSid, as dev-agent: no code of the agent\'s (digits "wrong": refused)',
+        "",
+    ]
+
+
 def banner(stack: Stack, agent_auth: str) -> str:
     flex = agent_auth != "none"
     token = stack.sandbox.issue_token("dev-agent", ["agent"]) if stack.sandbox else "<your Flex token>"
@@ -104,6 +117,7 @@ def banner(stack: Stack, agent_auth: str) -> str:
         page = f"{stack.demo_url}/" if stack.sandbox else f"{stack.demo_url}/?token=<your Flex token>"
         signed_in = "  (signed in as dev-agent)" if stack.sandbox else ""
         lines += [f"Try the whole flow in a browser: {page}{signed_in}", ""]
+    lines += _ivr_lines(stack, taskrouter)
     if stack.sandbox is not None and not taskrouter and flex:
         lines += [
             "With TaskRouter checks (the sandbox plays TaskRouter too; tasks: POST /sandbox/tasks):",

@@ -12,6 +12,7 @@ SANDBOX_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 SANDBOX_AUTH_TOKEN = "5a" * 16
 SANDBOX_SERVICE_SID = "VA" + "fedcba9876543210" * 2
 SANDBOX_WORKSPACE_SID = "WS" + "00112233445566778899aabbccddeeff"  # its TaskRouter workspace
+SANDBOX_WORKFLOW_SID = "WW" + "00112233445566778899aabbccddeeff"  # the workflow the dev IVR enqueues calls into
 
 # Every setting of CONTRACT.md at its default, and empty Twilio credentials: a local stack started with these
 # never inherits a setting from the shell or from .env, and always serves its Twilio sandbox.

@@ -26,7 +26,13 @@ from devserver.demo import DEMO_AGENT, DemoPage
 from devserver.gateway import Gateway
 from devserver.lambdas import REGION, Handler, load_handler, unload_project_modules
 from devserver.moto_guard import serialise_dynamodb
-from devserver.samples import SAMPLE_CUSTOMER, SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_SERVICE_SID
+from devserver.samples import (
+    SAMPLE_CUSTOMER,
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    SANDBOX_SERVICE_SID,
+    SANDBOX_WORKFLOW_SID,
+)
 from devserver.sandbox_lookup import PACKAGES as LOOKUP_PACKAGES
 from devserver.template import (
     Route,
@@ -295,6 +301,17 @@ def _sandbox_defaults(configured: dict[str, str], *, sandbox: bool) -> dict[str,
     return {**configured, "LOOKUP_FIELDS": ",".join(LOOKUP_PACKAGES)}
 
 
+def _point_the_ivr(stack: Stack) -> None:
+    """The IVR signs and answers with its public URL: here, this API's; and, unless told otherwise, it hands
+    calls to the sandbox's workflow (handlers load on first use, so they read this)."""
+    ivr = {"IVR_BASE_URL": stack.api_url}
+    if not (os.environ.get("IVR_REDIRECT_URL", "").strip() or os.environ.get("IVR_WORKFLOW_SID", "").strip()):
+        ivr["IVR_WORKFLOW_SID"] = SANDBOX_WORKFLOW_SID
+    stack._environ.set(ivr)
+    if stack.sandbox is not None:
+        stack.sandbox.api_url = stack.api_url
+
+
 def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they came; one start, in order
     stack: Stack,
     root: Path,
@@ -404,6 +421,7 @@ def _start(  # noqa: PLR0913, PLR0915 - start_stack's options, passed on as they
     server, thread = _serve(stack.gateway, api_port, "api-gateway")
     stack._servers.append((server, thread))
     stack.api_url = f"http://{HOST}:{server.server_port}"
+    _point_the_ivr(stack)
 
     # (g) The demo agent page, on another origin than the API's: the browser's CORS checks are real.
     if demo_port is not None:

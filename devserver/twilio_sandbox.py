@@ -136,6 +136,7 @@ class TwilioSandbox:
         self._pending_by_to: dict[str, str] = {}  # To → sid
         self._sends: dict[str, list[float]] = {}  # To → send times within the last CODE_TTL_SECONDS
         self.outbox: list[dict[str, Any]] = []
+        self.api_url = ""  # the local API, for the call simulator (devserver/sandbox_calls.py); the stack sets it
         self.taskrouter = sandbox_taskrouter.TaskRouterSandbox(account_sid, auth_token, clock=clock, announce=announce)
         self._map = Map(
             [
@@ -150,6 +151,7 @@ class TwilioSandbox:
                 Rule("/agent-tokens", methods=["POST"], endpoint="agent_token"),
                 Rule("/sandbox/fail-next", methods=["POST"], endpoint="sandbox_fail"),
                 Rule("/sandbox/mode", methods=["POST"], endpoint="sandbox_mode"),
+                Rule("/sandbox/calls", methods=["POST"], endpoint="sandbox_calls"),
                 *sandbox_taskrouter.rules(),
             ]
         )
@@ -243,7 +245,7 @@ class TwilioSandbox:
                 return self.taskrouter.dispatch(request, endpoint, args)
             except sandbox_taskrouter.TaskRouterError as err:
                 raise _TwilioError(err.status, err.code, err.message) from None
-        return self._sandbox(request, endpoint)
+        return (self._call if endpoint == "sandbox_calls" else self._sandbox)(request, endpoint)
 
     def _injected_failure(self, api: str) -> None:
         with self._lock:
@@ -443,6 +445,15 @@ class TwilioSandbox:
         return claims
 
     # ------------------------------------------------------------------ sandbox-only endpoints
+
+    def _call(self, request: Request, endpoint: str) -> Response:
+        """POST /sandbox/calls: one call through the local API's IVR (devserver/sandbox_calls.py)."""
+        from devserver import sandbox_calls
+
+        try:
+            return _json(sandbox_calls.simulate(self, self.api_url, request.get_json(silent=True) or {}))
+        except (sandbox_calls.CallError, ValueError) as err:
+            raise _TwilioError(400, None, str(err)) from None
 
     def _sandbox(self, request: Request, endpoint: str) -> Response:
         if endpoint == "outbox":

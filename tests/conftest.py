@@ -55,7 +55,7 @@ for _name, _examples in (("ci", 300), ("dev", 100)):
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 REPO = Path(__file__).resolve().parents[1]
-FUNCTIONS = ("start_verify", "check_verify", "customer_info")
+FUNCTIONS = ("start_verify", "check_verify", "customer_info", "ivr")
 HASH_SECRET = "handler-tests-hash-secret-0123456789"
 TABLES = {"StateTable": "state", "CustomersTable": "customers"}
 # 2030-03-27T00:00:00Z: on an hour boundary, so a test's sends share one hourly and one minute window.
@@ -216,10 +216,13 @@ class Handlers:
     start_verify: Callable[[dict[str, Any], Any], dict[str, Any]]
     check_verify: Callable[[dict[str, Any], Any], dict[str, Any]]
     customer_info: Callable[[dict[str, Any], Any], dict[str, Any]]
+    ivr: Callable[[dict[str, Any], Any], dict[str, Any]]
     env: dict[str, str] = field(default_factory=dict)
 
     def for_resource(self, resource: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
         """The function that template.yaml routes ``resource`` to (any other path goes to start_verify)."""
+        if resource.startswith("/ivr/"):
+            return self.ivr
         return {"/check-verify": self.check_verify, "/customer-info": self.customer_info}.get(
             resource, self.start_verify
         )
@@ -289,7 +292,9 @@ def _invoke(handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dic
     assert isinstance(result["statusCode"], int)
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in result["headers"].items())
     assert isinstance(result["body"], str)
-    body = json.loads(result["body"]) if result["body"] else None
+    # The IVR answers TwiML (text/xml), kept as its text; everything else answers JSON.
+    xml = result["headers"].get("Content-Type") == "text/xml"
+    body = result["body"] if xml else json.loads(result["body"]) if result["body"] else None
     return Answer(result["statusCode"], result["headers"], body, context.aws_request_id)
 
 

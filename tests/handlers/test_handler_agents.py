@@ -222,6 +222,7 @@ def test_the_approving_agent_gets_only_the_visible_fields(
         # how the code went, and what Lookup said first (the default package: the line type)
         "assurance": {
             "channel": "sms",
+            "method": "agent",
             "verifiedAt": iso(verified_at),
             "riskCheck": {"verdict": "passed", "checkedAt": iso(verified_at), "lineType": "mobile"},
         },

@@ -32,7 +32,12 @@ def test_customer_info_serves_the_visible_fields_to_the_approving_agent(world: A
         "verifiedUntil": iso(START + 300),
         "customer": {"name": "Jane Doe", "tier": "gold", "accountNumber": "AC-1"},
         # the world's Lookup is off: nothing about the number was weighed
-        "assurance": {"channel": "sms", "verifiedAt": iso(START), "riskCheck": {"verdict": "not_checked"}},
+        "assurance": {
+            "channel": "sms",
+            "method": "agent",
+            "verifiedAt": iso(START),
+            "riskCheck": {"verdict": "not_checked"},
+        },
     }
     assert out.audits == 1
     assert world.audits()[-1]["outcome"] == "served"

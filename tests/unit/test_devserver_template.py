@@ -313,6 +313,8 @@ def test_real_template_routes_point_at_existing_handlers(real_template: dict) ->
         "/cancel-verify": "StartVerifyFunction",
         "/check-verify": "CheckVerifyFunction",
         "/customer-info": "CustomerInfoFunction",
+        "/ivr/start": "IvrFunction",
+        "/ivr/check": "IvrFunction",
     }
     assert {r.method for r in routes.values()} == {"ANY"}
     missing = [r.code_uri for r in routes.values() if not (ROOT / r.code_uri / "app.py").is_file()]

@@ -281,6 +281,7 @@ def test_customer_info_says_how_strong_the_verification_was(risky_world: Any) ->
     assert out.status == 200
     assert out.body["assurance"] == {
         "channel": "call",
+        "method": "agent",
         "verifiedAt": iso(START + 5),
         "riskCheck": {
             "verdict": "passed",

@@ -294,12 +294,18 @@ def _policy_statements(template: Template, parameters: Mapping[str, str]) -> lis
     return statements
 
 
-def _invoke_allowed(statements: list[dict[str, Any]], source_ip: str) -> bool:
+def _invoke_allowed(statements: list[dict[str, Any]], source_ip: str, path: str = "/start-verify") -> bool:
     """IAM's evaluation for these statements: an explicit Deny wins, else an Allow is needed."""
+    import fnmatch
     import ipaddress
 
     def applies(statement: dict[str, Any]) -> bool:
-        assert statement["Action"] == "execute-api:Invoke" and statement["Resource"] == "execute-api:/*"
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert statement["Action"] == "execute-api:Invoke"
+        assert all(r == "execute-api:/*" or r.startswith("execute-api:/*/*/") for r in resources)
+        # execute-api:/<stage>/<method>/<path>, as API Gateway matches it
+        if not any(fnmatch.fnmatchcase(f"execute-api:/Prod/POST{path}", r) for r in resources):
+            return False
         assert statement["Principal"] == "*"
         condition = statement.get("Condition") or {}
         assert set(condition) <= {"IpAddress", "NotIpAddress"}
@@ -333,6 +339,19 @@ def test_the_resource_policy_admits_only_the_listed_sources(
     # Given AllowedSourceCidrs / When a source invokes the API / Then only a listed one (or any, if none) may
     statements = _policy_statements(template, {"AllowedSourceCidrs": cidrs})
     assert _invoke_allowed(statements, source_ip) is allowed
+
+
+@pytest.mark.parametrize("path", ["/start-verify", "/cancel-verify", "/check-verify", "/customer-info"])
+def test_the_source_list_covers_every_agent_path(template: Template, path: str) -> None:
+    statements = _policy_statements(template, {"AllowedSourceCidrs": "203.0.113.0/24"})
+    assert _invoke_allowed(statements, "198.51.100.7", path) is False
+
+
+@pytest.mark.parametrize("path", ["/ivr/start", "/ivr/check"])
+def test_twilio_s_webhooks_are_not_held_to_the_source_list(template: Template, path: str) -> None:
+    # Twilio's servers call the IVR (proved by their signatures), from addresses that are not the centre's
+    statements = _policy_statements(template, {"AllowedSourceCidrs": "203.0.113.0/24"})
+    assert _invoke_allowed(statements, "54.172.60.1", path) is True
 
 
 def test_without_source_cidrs_the_policy_only_allows(template: Template) -> None:

@@ -25,6 +25,7 @@ from callerauth.sources import SourceGate
 from callerauth.store import Approval, AuditEvent, Store
 from callerauth.twilio_verify import Verify, outcome_unknown
 from callerauth.utc import iso
+from callerauth.webhooks import Webhooks
 
 if TYPE_CHECKING:
     from callerauth.taskrouter import TaskRouter, TaskView
@@ -46,6 +47,7 @@ class Services:
     sources: SourceGate
     clock: Callable[[], float] = time.time
     taskrouter: TaskRouter | None = None  # with TASKROUTER_WORKSPACE_SID only
+    webhooks: Webhooks | None = None  # the IVR's: Twilio's request signatures
 
 
 Record = Callable[[AuditEvent], None]
@@ -89,6 +91,21 @@ def customer_info(request: Request, services: Services) -> Reply:
     target = fields.recipient(request.fields)
     trail = _Trail.begin(request, services, "customer_info", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _customer(trail))
+
+
+def start_for_call(request: Request, services: Services, target: fields.Destination, caller: Agent) -> Reply:
+    """The IVR's start: `caller` is the IVR on one call (Twilio's signature proved it), the agent of the caps."""
+    trail = _Trail.begin(request, services, "start", target, None, caller)
+    return _conclude(trail, lambda: _start(trail, target, services.settings.ivr_locale[:2]))
+
+
+def check_for_call(request: Request, services: Services, target: fields.Destination, caller: Agent, code: str) -> Reply:
+    """The IVR's check of the digits the caller keyed (an entry that is no code at all is a wrong one, not
+    worth a Twilio call or a failed check); the approval belongs to the call."""
+    trail = _Trail.begin(request, services, "check", target, None, caller)
+    if not fields.CODE.fullmatch(code):
+        return _conclude(trail, partial(_refuse, Refusal("incorrect_code", "not_a_code")))
+    return _conclude(trail, lambda: _check(trail, code))
 
 
 # -- the decisions ---------------------------------------------------------------------------------
@@ -141,6 +158,10 @@ def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
     return Ending("sent", Reply(200, body), record=sent_with, twilio_sid=sent.sid)
 
 
+def _refuse(refusal: Refusal) -> Ending:
+    raise refusal
+
+
 def _look_up(trail: _Trail, number: str) -> Signals | None:
     """Lookup's signals, or None when it did not answer (timeout, 5xx): LOOKUP_FAILURE decides then."""
     try:
@@ -165,8 +186,10 @@ def _check(trail: _Trail, code: str) -> Ending:
         lock_until = now + settings.lockout_seconds if started.failures >= settings.max_failed_checks else None
         return Ending(failure.code, failure, record=partial(services.store.fail_check, trail.key, now, lock_until))
     if approved:
-        call = task.call_sid if task else None  # the approval follows the call, into any task for it
-        approval = Approval(agent.identity, trail.task_sid, now, now + settings.approval_ttl_seconds, call)
+        call = task.call_sid if task else agent.call_sid  # the approval follows the call, into any task for it
+        via = "ivr" if agent.call_sid else None
+        until = now + settings.approval_ttl_seconds
+        approval = Approval(agent.identity, trail.task_sid, now, until, call, via=via)
         reply = Reply(
             200, {"success": True, "message": "Verification success.", "verifiedUntil": iso(approval.approved_until)}
         )
@@ -216,6 +239,7 @@ def _customer(trail: _Trail) -> Ending:
         "customer": visible,
         "assurance": {
             "channel": approval.channel,
+            "method": approval.via or "agent",  # "ivr": verified in the IVR, before the call reached an agent
             "verifiedAt": iso(approval.approved_at),
             "riskCheck": approval.risk or {"verdict": "not_checked"},
         },
@@ -242,8 +266,8 @@ def _hold_task(trail: _Trail, agent: Agent) -> TaskView | None:
     """With a TaskRouter workspace: the request's task is held by this agent's worker now, and its caller is
     the destination (a supervisor may verify another). The task once checked; None without a workspace."""
     services = trail.services
-    if not services.settings.taskrouter_workspace_sid:
-        return None
+    if not services.settings.taskrouter_workspace_sid or agent.call_sid is not None:
+        return None  # the IVR verifies its own call, before any task exists
     if services.taskrouter is None:
         raise ConfigError("TASKROUTER_WORKSPACE_SID is set but no TaskRouter adapter was wired")
     if trail.task_sid is None:
@@ -324,16 +348,25 @@ class _Trail:
 
     @classmethod
     def begin(
-        cls, request: Request, services: Services, action: str, target: fields.Destination, task_sid: str | None
+        cls,
+        request: Request,
+        services: Services,
+        action: str,
+        target: fields.Destination,
+        task_sid: str | None,
+        caller: Agent | None = None,
     ) -> _Trail:
         masked = mask(target.to)
         request.log["to"] = masked
         now = int(services.clock())
         channel = target.channel if action == "start" else None
         key = services.hasher.key(target.key)
-        return cls(request, services, action, target.to, key, masked, channel, task_sid, now)
+        return cls(request, services, action, target.to, key, masked, channel, task_sid, now, caller)
 
     def identify(self) -> Agent:
+        if self.agent is not None and self.agent.call_sid is not None:  # the IVR, identified by its signature
+            self.request.log["agent"] = self.agent.identity
+            return self.agent
         self.services.sources.admit(self.request.source_ip)
         self.agent = self.services.agents.identify(self.request.token, self.request.source_ip)
         self.request.log["agent"] = self.agent.identity
@@ -359,4 +392,5 @@ class _Trail:
             twilio_sid=twilio_sid,
             risk=self.weighed,
             at=self.services.clock(),
+            call_sid=self.agent.call_sid if self.agent else None,
         )

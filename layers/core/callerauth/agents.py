@@ -27,6 +27,8 @@ class Agent:
     roles: tuple[str, ...] = ()
     # False for AgentAuth=none: the caller is known only by source IP and may never see customer data.
     authenticated: bool = True
+    # The IVR (callerauth.ivr): Twilio itself, proved by its webhook's signature, on this call (no task yet).
+    call_sid: str | None = None
 
 
 class TokenValidator(Protocol):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 CHANNELS = ("sms", "call", "email", "whatsapp")
 LOOKUP_FIELDS = ("line_type_intelligence", "sim_swap", "call_forwarding", "sms_pumping_risk")
@@ -16,6 +17,7 @@ LINE_TYPES = (
 )  # fmt: skip
 BLOCKED_LINE_TYPES = "nonFixedVoip,premium,sharedCost,uan,pager,voicemail,tollFree"
 MAX_SHARDS = 32
+IVR_LANGUAGES = ("en", "es")  # the languages the IVR's sentences are written in (callerauth/ivr.py)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -60,6 +62,12 @@ class Settings:
     # Set: every request names a task that TaskRouter says the agent holds, for the task's caller.
     taskrouter_workspace_sid: str = ""
     twilio_taskrouter_base_url: str = "https://taskrouter.twilio.com"
+    # The IVR (POST /ivr/start, /ivr/check): Twilio's signed voice webhooks.
+    ivr_base_url: str = ""  # the public URL Twilio calls, before /ivr/...; empty: the request's own API URL
+    ivr_max_attempts: int = 3  # wrong entries before the call goes on to an agent unverified
+    ivr_locale: str = "en-US"  # the voice of <Say>, and the language of its sentences and of the code's SMS
+    ivr_redirect_url: str = ""  # a Studio flow's webhook URL: <Redirect> there, with verified=true|false
+    ivr_workflow_sid: str = ""  # or a TaskRouter workflow: <Enqueue> into it, the verification in the task
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -126,7 +134,34 @@ class Settings:
             twilio_lookup_base_url=text("TWILIO_LOOKUP_BASE_URL", "https://lookups.twilio.com").rstrip("/"),
             taskrouter_workspace_sid=_workspace(text("TASKROUTER_WORKSPACE_SID", ""), agent_auth),
             twilio_taskrouter_base_url=text("TWILIO_TASKROUTER_BASE_URL", "https://taskrouter.twilio.com").rstrip("/"),
+            **_ivr(env, number),
         )
+
+
+def _ivr(env: Mapping[str, str], number: Callable[[str, int, int], int]) -> dict[str, Any]:
+    base_url, redirect_url = env.get("IVR_BASE_URL", "").strip(), env.get("IVR_REDIRECT_URL", "").strip()
+    workflow, locale = env.get("IVR_WORKFLOW_SID", "").strip(), env.get("IVR_LOCALE", "").strip() or "en-US"
+    # The base URL is a prefix (no query); the redirect URL may carry one (Studio's ?FlowEvent=return).
+    if base_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
+        raise ConfigError(f"IVR_BASE_URL must be an http(s) URL with no query, not {base_url!r}")
+    if redirect_url and not re.fullmatch(r"https?://[^\s/?#]+[^\s#]*", redirect_url):
+        raise ConfigError(f"IVR_REDIRECT_URL must be an http(s) URL, not {redirect_url!r}")
+    if workflow and not re.fullmatch(r"WW[0-9a-fA-F]{32}", workflow):
+        raise ConfigError(f"IVR_WORKFLOW_SID must be WW and 32 hex digits, not {workflow!r}")
+    if workflow and redirect_url:
+        raise ConfigError("Set IVR_REDIRECT_URL (a Studio flow) or IVR_WORKFLOW_SID (a workflow), not both")
+    if not re.fullmatch(r"[a-z]{2}-[A-Z]{2}", locale) or locale[:2] not in IVR_LANGUAGES:
+        raise ConfigError(f"IVR_LOCALE must be a voice locale such as en-US or es-MX, not {locale!r}")
+    attempts = number("IVR_MAX_ATTEMPTS", 3, 1)
+    if attempts > 10:
+        raise ConfigError(f"IVR_MAX_ATTEMPTS must be at most 10, not {attempts}")
+    return {
+        "ivr_base_url": base_url.rstrip("/"),
+        "ivr_max_attempts": attempts,
+        "ivr_locale": locale,
+        "ivr_redirect_url": redirect_url,
+        "ivr_workflow_sid": workflow,
+    }
 
 
 def _workspace(sid: str, agent_auth: str) -> str:

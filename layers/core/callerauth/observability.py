@@ -20,6 +20,14 @@ METRICS = {
     ("/check-verify", "incorrect_code"): "FailedChecks",
     ("/check-verify", "locked"): "Lockouts",
     ("/customer-info", "served"): "CustomerInfoServed",
+    ("/ivr/start", "sent"): "CodesSent",
+    ("/ivr/start", "rate_limited"): "SendsRefused",
+    ("/ivr/start", "destination_risky"): "RiskyNumbersRefused",
+    ("/ivr/check", "approved"): "Approvals",
+    ("/ivr/check", "incorrect_code"): "FailedChecks",
+    ("/ivr/check", "locked"): "Lockouts",
+    ("/ivr/start", "signature_invalid"): "WebhookSignaturesRefused",
+    ("/ivr/check", "signature_invalid"): "WebhookSignaturesRefused",
 }
 
 

@@ -51,6 +51,7 @@ class AuditEvent:
     twilio_sid: str | None = None
     risk: Mapping[str, Any] | None = None  # what a start weighed about the number (risk.Assessment.evidence)
     at: float | None = None  # when it happened, to the millisecond (orders a trail within a second)
+    call_sid: str | None = None  # the IVR's call (CA...), so a call's steps can be followed in the trail
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Approval:
     call_sid: str | None = None  # the call of the task it was made on (TaskRouter checks): it follows the call
     channel: str | None = None  # how the approved code was sent
     risk: Mapping[str, Any] | None = None  # what was weighed before it was sent
+    via: str | None = None  # how the caller was verified: "ivr" (the IVR, before an agent), else an agent
 
 
 class Store(Protocol):
@@ -385,7 +387,11 @@ class StateStore:
             ":exp": approval.approved_until + limits.DAY,
         }
         removed = ["locked_until", "failed_at"]
-        for name, value in (("approved_task", approval.task_sid), ("approved_call", approval.call_sid)):
+        for name, value in (
+            ("approved_task", approval.task_sid),
+            ("approved_call", approval.call_sid),
+            ("approved_via", approval.via),
+        ):
             if value:
                 expression += f", {name} = :{name}"
                 values[f":{name}"] = value
@@ -429,7 +435,7 @@ class StateStore:
         clear = self._update(
             _dest(dest),
             STATE,
-            "REMOVE approved_by, approved_at, approved_until, approved_task, approved_call",
+            "REMOVE approved_by, approved_at, approved_until, approved_task, approved_call, approved_via",
             None,
             {},
         )
@@ -480,7 +486,7 @@ class StateStore:
                     "Keys": [_key(_dest(dest), STATE)],
                     "ConsistentRead": True,
                     "ProjectionExpression": (
-                        "approved_by, approved_at, approved_until, approved_task, approved_call, "
+                        "approved_by, approved_at, approved_until, approved_task, approved_call, approved_via, "
                         "sent_channel, sent_risk"
                     ),
                 },
@@ -502,6 +508,7 @@ class StateStore:
                 state.get("approved_call"),
                 state.get("sent_channel"),
                 json.loads(state["sent_risk"]) if state.get("sent_risk") else None,
+                state.get("approved_via"),
             )
         return approval, _document(customer) if customer else None
 
@@ -537,6 +544,7 @@ class StateStore:
             "channel": event.channel,
             "twilio_sid": event.twilio_sid,
             "risk": json.dumps(event.risk, sort_keys=True) if event.risk else None,
+            "call_sid": event.call_sid,
         }
         return {"Put": {"TableName": self._table, "Item": _typed({k: v for k, v in item.items() if v is not None})}}
 

@@ -12,7 +12,7 @@ from typing import Any
 from callerauth import resume_gc
 from callerauth.actions import Services
 from callerauth.config import ConfigError, Settings
-from callerauth.http import Action, Routes, serve
+from callerauth.http import Routes, serve
 from callerauth.twilio_verify import Credentials
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -40,6 +40,7 @@ class Container:
         from callerauth.sources import SourceGate
         from callerauth.store import StateStore
         from callerauth.twilio_verify import TwilioVerify
+        from callerauth.webhooks import TwilioWebhooks
 
         settings = self.settings()
         credentials = self._twilio_credentials()
@@ -78,6 +79,7 @@ class Container:
             sources=SourceGate(settings, hasher, self._clock),
             clock=self._clock,
             taskrouter=taskrouter,
+            webhooks=TwilioWebhooks(lambda: credentials().auth_token),
         )
 
     def _twilio_credentials(self) -> Callable[[], Credentials]:
@@ -110,15 +112,19 @@ class Container:
 
 
 def handler_for(
-    routes: Mapping[str, Mapping[str, Action]], container: Container | None = None
+    routes: Mapping[str, Mapping[str, Any]],
+    container: Container | None = None,
+    server: Callable[[dict[str, Any], Any, Any, Container], dict[str, Any]] | None = None,
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point for a set of routes: the whole body of a thin handler module."""
+    """The Lambda entry point for a set of routes: the whole body of a thin handler module. `server` answers
+    an event (default: the JSON API's `http.serve`; the IVR's is `ivr.serve`, TwiML)."""
     runtime = container or Container()
     table: Routes = routes
+    answer = server or serve
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
-            return serve(event, context, table, runtime)
+            return answer(event, context, table, runtime)
         finally:
             resume_gc()  # a no-op after the first request
 

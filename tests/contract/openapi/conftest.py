@@ -24,7 +24,7 @@ from tests.openapi_conformance import Contract
 REPO = Path(__file__).resolve().parents[3]
 CORE = REPO / "layers" / "core" / "callerauth"
 CONTRACT_MD = REPO / "docs" / "CONTRACT.md"
-FUNCTIONS = ("start_verify", "check_verify", "customer_info")
+FUNCTIONS = ("start_verify", "check_verify", "customer_info", "ivr")
 
 # CONTRACT.md's table of failures: (HTTP status, error.code).
 CONTRACT_ERRORS = {
