@@ -251,6 +251,21 @@ def test_a_refused_start_goes_on_to_an_agent_unverified_and_is_audited(
     assert [(e["outcome"], e["agent"]) for e in ivr_events(audit)] == [("destination_risky", "ivr")]
 
 
+def test_a_landline_caller_gets_no_voice_code_on_the_line_it_calls_from(
+    ivr: Callable[..., Any], sandbox: Any, audit: Any
+) -> None:
+    # Given voice codes allowed (an agent's start would send a landline its code by voice)
+    client = ivr(LOOKUP_FIELDS="line_type_intelligence", ALLOWED_CHANNELS="sms,call")
+
+    # When the sandbox's landline calls the IVR
+    answer = Call(client, "+12025550181").start()
+
+    # Then no code is sent (the call would ring the line the caller is on), and the call goes on unverified
+    assert verified_flag(answer.body) == "false"
+    assert sandbox.outbox == []
+    assert [(e["outcome"], e["agent"]) for e in ivr_events(audit)] == [("destination_risky", "ivr")]
+
+
 def test_a_withheld_number_goes_on_to_an_agent_unverified_and_is_audited(
     ivr: Callable[..., Any], sandbox: Any, audit: Any
 ) -> None:

@@ -374,6 +374,11 @@ class _Trail:
 
     def note(self, assessment: risk.Assessment) -> risk.Assessment:
         """What a start weighed about the number, for its audit event and log; the channel it decided."""
+        on_the_line = self.agent is not None and self.agent.call_sid is not None
+        if on_the_line and assessment.channel != self.channel and assessment.refusal is None:
+            # The IVR's caller is on the very line a voice code would ring: a landline gets no code there.
+            refused = {**assessment.evidence, "verdict": "refused", "reason": "landline"}
+            assessment = risk.Assessment(self.channel or "sms", refused, Refusal("destination_risky", "landline"))
         self.weighed, self.request.log["risk"] = assessment.evidence, assessment.evidence["verdict"]
         self.channel = assessment.channel
         return assessment
