@@ -73,6 +73,10 @@ def test_the_whole_flow_send_verify_and_show_the_customer(page: Any, expect: Any
     expect(customer).to_be_visible()
     expect(customer.locator('dd[data-field="name"]')).to_have_text("Ada Lovelace")
     expect(customer.locator('dd[data-field="accountNumber"]')).to_have_text("ACCT-100100")
+    # and how strong the verification was (the server's assurance)
+    expect(customer.locator('dd[data-field="assurance"]')).to_have_text(
+        "by an agent, code by sms; number risk check: passed"
+    )
     assert customer.locator('dd[data-field="notes"]').count() == 0
     assert "SENSITIVE" not in page.content()
     expect(page.get_by_label("Code the caller read back")).to_be_empty()  # that code is spent
