@@ -319,15 +319,23 @@ def _refuse_unidentified(trail: _Trail, refusal: Refusal) -> None:
         raise refusal
     if refusal.code not in UNTRUSTED:
         return  # e.g. IAM unreachable: the request may be genuine, so it is audited as usual
-    sources, ip = trail.services.sources, trail.request.source_ip
-    budget = trail.services.settings.max_refusals_per_source_per_minute
-    event = trail.event(refusal.code)
-    if trail.services.store.refuse_source(sources.key(ip), trail.now, event, budget):
+    wait = audit_under_source(trail.services, trail.request.source_ip, trail.now, trail.event(refusal.code))
+    if wait is None:
         raise refusal
-    minute_ends = (trail.now // limits.MINUTE + 1) * limits.MINUTE
-    sources.block(ip, minute_ends)
     trail.request.log["outcome"] = "source_refusals"
-    raise Refusal("rate_limited", "source_refusals", retry_after=minute_ends - trail.now)
+    raise Refusal("rate_limited", "source_refusals", retry_after=wait)
+
+
+def audit_under_source(services: Services, source_ip: str, now: int, event: AuditEvent) -> int | None:
+    """Audit a refused request nobody was identified in under its source, within the source's budget of
+    such refusals a minute. None when audited; once the budget is spent, nothing is written and the
+    source is blocked in memory for the rest of the minute: the seconds until then."""
+    budget = services.settings.max_refusals_per_source_per_minute
+    if services.store.refuse_source(services.sources.key(source_ip), now, event, budget):
+        return None
+    minute_ends = (now // limits.MINUTE + 1) * limits.MINUTE
+    services.sources.block(source_ip, minute_ends)
+    return minute_ends - now
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from callerauth import errors, fields, limits
+from callerauth import errors, fields
 from callerauth.agents import Agent
 from callerauth.config import ConfigError, Settings
 from callerauth.http import MAX_BODY_BYTES, Request
@@ -247,7 +247,8 @@ def _form(event: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _refuse_unsigned(webhook: Webhook, services: Services) -> None:
     """Not Twilio's: nothing is done, and one audit event goes under the source (within its budget)."""
-    now, key = int(services.clock()), services.sources.key(webhook.source_ip)
+    from callerauth.actions import audit_under_source
+
     event = AuditEvent(
         action="ivr_start" if webhook.path == START else "ivr_check",
         outcome="signature_invalid",
@@ -257,11 +258,9 @@ def _refuse_unsigned(webhook: Webhook, services: Services) -> None:
         at=services.clock(),
     )
     webhook.log |= {"outcome": "signature_invalid", "status": 403}
-    budget = services.settings.max_refusals_per_source_per_minute
     try:
-        if not services.store.refuse_source(key, now, event, budget):
+        if audit_under_source(services, webhook.source_ip, int(services.clock()), event) is not None:
             webhook.log["reason"] = "source_refusals"
-            services.sources.block(webhook.source_ip, (now // limits.MINUTE + 1) * limits.MINUTE)
     except Refusal:  # storage down: refused all the same
         webhook.log["reason"] = "audit_unavailable"
 
