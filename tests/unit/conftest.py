@@ -13,7 +13,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -311,7 +311,7 @@ class World:
 
     def with_store_client(self, client: Any) -> Services:
         """The same services, but with DynamoDB reached through ``client``."""
-        return replace(self.services, store=StateStore(client, self.settings))
+        return self.services._replace(store=StateStore(client, self.settings))
 
 
 def plain(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ The world, its limits and the shared steps: tests/unit/actions_helpers.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -185,9 +184,9 @@ def test_a_release_never_removes_a_later_reservation(world_factory: Callable[...
     # Then: the second send keeps its mark: with a cooldown back in force, a third is still held back by it
     assert (first.status, answers["second"].status) == (502, 200)
     assert world.audit_count() == 2
-    cooling = replace(world.settings, send_cooldown_seconds=30)
+    cooling = world.settings._replace(send_cooldown_seconds=30)
     held = world.call(
-        start_verify, {"to": TO}, services=replace(world.services, store=StateStore(world.client, cooling))
+        start_verify, {"to": TO}, services=world.services._replace(store=StateStore(world.client, cooling))
     )
     assert held.code == "rate_limited"
 
@@ -305,7 +304,7 @@ def test_start_needs_a_valid_flex_token_with_an_allowed_role(world: Any, token: 
 def test_with_agent_auth_none_anyone_may_send_and_is_known_by_source_ip(world_factory: Callable[..., Any]) -> None:
     # Given AgentAuth=none
     world = world_factory(agent_auth="none")
-    anonymous = replace(world.services, agents=AnonymousAgents())
+    anonymous = world.services._replace(agents=AnonymousAgents())
 
     # When
     out = world.call(start_verify, {"to": TO}, token=None, services=anonymous)

@@ -3,7 +3,7 @@ what is refused, before what, and who the approval serves."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -50,7 +50,7 @@ def tasks() -> Tasks:
 @pytest.fixture
 def tr_world(world_factory: Any, tasks: Tasks) -> Any:
     world = world_factory(approval_ttl_seconds=300, taskrouter_workspace_sid=WORKSPACE)
-    world.services = replace(world.services, taskrouter=tasks)
+    world.services = world.services._replace(taskrouter=tasks)
     world.seed_customer(TO, name="Jane Doe")
     return world
 
@@ -92,7 +92,7 @@ def test_the_approval_follows_the_task_to_its_new_holder(tr_world: Any, tasks: T
 
 def test_an_approval_made_without_the_task_is_not_the_tasks(tr_world: Any, world_factory: Any, tasks: Tasks) -> None:
     # Given an approval recorded with no task (before the workspace was set), in the same tables
-    plain = replace(tr_world.services, settings=replace(tr_world.settings, taskrouter_workspace_sid=""))
+    plain = tr_world.services._replace(settings=tr_world.settings._replace(taskrouter_workspace_sid=""))
     tr_world.services, with_task = plain, tr_world.services
     approve(tr_world, TO, AGENT_A)
     tr_world.services = with_task
@@ -117,7 +117,7 @@ def test_taskrouter_down_is_503_and_nothing_but_the_audit_is_written(tr_world: A
 
 def test_without_a_workspace_the_task_is_the_clients_word(world: Any, tasks: Tasks) -> None:
     # Given no workspace, even with an adapter at hand / Then it is never asked, and today's binding holds
-    world.services = replace(world.services, taskrouter=tasks)
+    world.services = world.services._replace(taskrouter=tasks)
     world.seed_customer(TO, name="Jane Doe")
     approve(world, TO, AGENT_A, task_sid=TASK)
     assert info(world, task_sid=TASK).status == 200

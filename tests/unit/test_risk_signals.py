@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -185,8 +184,8 @@ def test_a_cache_without_a_package_now_asked_is_asked_again(world_factory: Calla
     assert send(world).status == 200
 
     # When the deployment now asks every package
-    settings = replace(world.settings, lookup_fields=ALL)
-    wider = replace(world.services, settings=settings)
+    settings = world.settings._replace(lookup_fields=ALL)
+    wider = world.services._replace(settings=settings)
     assert world.call(start_verify, {"to": TO}, services=wider).status == 200
 
     # Then the cached answer does not do

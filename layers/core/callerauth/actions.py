@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from callerauth import fields, limits, risk
 from callerauth.agents import Agent, Agents
@@ -36,8 +36,7 @@ UNTRUSTED = frozenset({"agent_auth_required", "agent_auth_invalid", "source_not_
 NUMBER_REFUSALS = frozenset({"destination_blocked", "max_send_attempts"})
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
+class Services(NamedTuple):
     settings: Settings
     store: Store
     verify: Verify
@@ -53,8 +52,7 @@ class Services:
 Record = Callable[[AuditEvent], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Ending:
+class Ending(NamedTuple):
     """How an action ends: what the audit trail says, what the client gets, and the write that records it.
 
     `record` writes the audit event together with the state change it belongs to (None: the event

@@ -6,9 +6,8 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import urllib3
 
@@ -20,8 +19,7 @@ CACHE_ENTRIES = 1024
 MAX_TOKEN_LENGTH = 8192
 
 
-@dataclass(frozen=True, slots=True)
-class Agent:
+class Agent(NamedTuple):
     identity: str
     worker_sid: str | None = None
     roles: tuple[str, ...] = ()

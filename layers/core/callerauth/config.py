@@ -5,8 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 CHANNELS = ("sms", "call", "email", "whatsapp")
 LOOKUP_FIELDS = ("line_type_intelligence", "sim_swap", "call_forwarding", "sms_pumping_risk")
@@ -25,8 +24,7 @@ class ConfigError(Exception):
     """The deployment is misconfigured; requests answer 500 and the log says what to fix."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     state_table: str
     customers_table: str
     agent_auth: str = "flex"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from callerauth import errors
 
@@ -31,8 +31,7 @@ BLANKS = " \t\r\n"  # stripped from `to` and `verification_code`: a pasted code 
 START_MISSING = "Missing parameter; please provide a phone number or email."
 
 
-@dataclass(frozen=True, slots=True)
-class Destination:
+class Destination(NamedTuple):
     to: str  # what Twilio is sent: the number in its one E.164 spelling, or the address in lower case
     channel: str
     key: str  # what limits, state and audit are keyed by: the number, or the mailbox without its +tag

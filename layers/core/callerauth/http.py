@@ -10,7 +10,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
 from callerauth import errors
@@ -54,8 +54,7 @@ class Request:
         return self.fields.get("token") or self.headers.get("x-flex-token", "")
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     status: int
     body: dict[str, Any]
 

@@ -17,7 +17,7 @@ picked from its destination (`shard_of`); the store tries other shards when that
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 from zlib import crc32
 
 from callerauth.config import Settings
@@ -27,8 +27,7 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
 DEPLOYMENT = "DEPLOYMENT"  # the deployment's counters' partition: DEPLOYMENT#<shard>
 
 
-@dataclass(frozen=True, slots=True)
-class Cap:
+class Cap(NamedTuple):
     name: str  # which limit: destination, agent, minute, hour, day
     reason: str  # what a breach is called in logs, metrics and the message
     pk: str  # the counters' partition: the destination's, the agent's or the deployment shard's
@@ -49,7 +48,7 @@ class Cap:
 
     def on(self, shard: int) -> Cap:
         """The same cap, counted on another of its shards."""
-        return replace(self, shard=shard % self.shards, pk=f"{DEPLOYMENT}#{shard % self.shards}")
+        return self._replace(shard=shard % self.shards, pk=f"{DEPLOYMENT}#{shard % self.shards}")
 
     def window(self, now: int) -> int:
         return now // self.length

@@ -7,9 +7,8 @@ risk. Never the carrier's name, nor the number (the cache is keyed by its HMAC, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 from callerauth import twilio_rest
@@ -17,8 +16,7 @@ from callerauth.refusals import Refusal, unavailable
 from callerauth.twilio_verify import Credentials
 
 
-@dataclass(frozen=True, slots=True)
-class Signals:
+class Signals(NamedTuple):
     """What Lookup answered for one number, at `at`. None: not asked, or the package could not answer."""
 
     fields: tuple[str, ...]  # the packages asked
@@ -33,11 +31,11 @@ class Signals:
 
     def stored(self) -> dict[str, Any]:
         """The cache's copy (JSON-able)."""
-        return asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_stored(cls, values: Mapping[str, Any]) -> Signals:
-        known = {f.name for f in fields(cls)}
+        known = set(cls._fields)
         kept: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
         return cls(**kept)
 

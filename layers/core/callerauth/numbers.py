@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 # libphonenumber's PhoneNumberType values that must never receive a code: they bill the sender.
 COSTLY_KINDS = {4: "premium_rate", 6: "shared_cost"}
@@ -25,8 +24,7 @@ _loading = threading.RLock()  # re-entrant: an import under it may read the pack
 _lib: ModuleType | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneNumber:
+class PhoneNumber(NamedTuple):
     e164: str  # the canonical spelling: the key of every limit, and what Twilio is sent
     region: str | None  # ISO 3166 alpha-2, e.g. "US"; None for non-geographic numbers
     costly: str | None  # "premium_rate" or "shared_cost" when the number bills the sender

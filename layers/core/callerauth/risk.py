@@ -7,8 +7,7 @@ turns Lookup's signals into the channel to send by, or a refusal an agent can ac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from callerauth.config import Settings
 from callerauth.limits import DAY
@@ -20,8 +19,7 @@ from callerauth.utc import iso
 PHONE_CHANNELS = ("sms", "call", "whatsapp")
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(NamedTuple):
     channel: str  # what to send by: the one asked for, or "call" for a landline
     evidence: dict[str, Any]  # what was weighed, for the audit trail and the agent (no carrier, no number)
     refusal: Refusal | None = None  # `destination_risky`, with the signal that decided it

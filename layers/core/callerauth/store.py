@@ -23,8 +23,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, NamedTuple, ParamSpec, Protocol, TypeVar
 
 from callerauth import limits
 from callerauth.config import Settings
@@ -38,8 +37,7 @@ CHECK_FAILED = "ConditionalCheckFailed"
 FAILURE_WINDOW = 3600  # failed checks count as consecutive while each comes within this of the last
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):
     action: str  # start | check | cancel | customer_info
     outcome: str  # sent | approved | incorrect_code | canceled | served | an error code
     agent: str
@@ -54,14 +52,12 @@ class AuditEvent:
     call_sid: str | None = None  # the IVR's call (CA...), so a call's steps can be followed in the trail
 
 
-@dataclass(frozen=True, slots=True)
-class CheckStarted:
+class CheckStarted(NamedTuple):
     failures: int  # consecutive failed checks, this one included (counted until proven right)
     previous_failed_at: int | None  # what to restore if this check turns out not to be a failure
 
 
-@dataclass(frozen=True, slots=True)
-class Approval:
+class Approval(NamedTuple):
     agent: str
     task_sid: str | None
     approved_at: int

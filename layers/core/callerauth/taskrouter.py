@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from callerauth import twilio_rest
 from callerauth.refusals import Refusal, unavailable
@@ -28,8 +27,7 @@ CALLER_ATTRIBUTES = (("from",), ("customerAddress",), ("customers", "phone"), ("
 CHANNEL_PREFIXES = ("whatsapp:", "sms:", "tel:", "messenger:", "client:")
 
 
-@dataclass(frozen=True, slots=True)
-class TaskView:
+class TaskView(NamedTuple):
     """A task as one worker sees it: its status, whether that worker holds it, and its caller (raw)."""
 
     sid: str

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote
 
 from callerauth import twilio_rest
@@ -14,15 +13,13 @@ from callerauth.refusals import Code, Refusal, unavailable
 TWILIO_WINDOW_SECONDS = 600
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
+class Credentials(NamedTuple):
     account_sid: str
     auth_token: str
     verify_service_sid: str
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     sid: str
     status: str
     channel: str
