@@ -60,7 +60,7 @@ class Verify:
 class Lookup:
     def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
         answer = twilio.lookups.v2.phone_numbers(quote(number, safe="")).fetch(fields=",".join(packages))
-        return read(answer, packages, now)
+        return read({package: getattr(answer, package, None) for package in packages}, packages, now)
 
 
 services = Services(

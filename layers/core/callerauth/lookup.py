@@ -1,4 +1,4 @@
-"""Twilio Lookup v2 through the official client: what the phone network says about a number before a code is sent.
+"""Twilio Lookup v2 through the `twilio` client: what the phone network says about a number before a code is sent.
 
 Only what the decisions need is kept: the line type, the SIM swap, call forwarding and the SMS-pumping
 risk. Never the carrier's name, nor the number (the cache is keyed by its HMAC, like all state).
@@ -47,29 +47,30 @@ class Lookup(Protocol):
 
 
 class TwilioLookup:
-    """`client.lookups.v2.phone_numbers(n).fetch(fields=...)`, with the Verify adapter's timeout and errors."""
+    """Lookup v2 through the `twilio` client: the call `client.lookups.v2.phone_numbers(n).fetch(fields=...)`
+    makes (twilio_rest.Api says why not through it), with the Verify adapter's timeout and errors."""
 
     def __init__(self, credentials: Callable[[], Credentials], base_url: str, timeout: float) -> None:
         self._credentials = credentials
-        self._clients = twilio_rest.Clients(timeout, {"lookups": base_url})
+        self._api = twilio_rest.Api(base_url, "v2", timeout)
 
     def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
-        # The client puts the path segment in the URL as given: encode the "+" of a number ourselves.
-        phone = self._lookups().v2.phone_numbers(quote(number, safe=""))
-        answer = twilio_rest.call(lambda: phone.fetch(fields=",".join(packages)), _error_for)
-        return read(answer, packages, now)
+        def request() -> Any:
+            credentials = self._credentials()
+            api = self._api.get(credentials.account_sid, credentials.auth_token)
+            # A path segment: the "+" of a number must be encoded.
+            uri = f"/PhoneNumbers/{quote(number, safe='')}"
+            return api.fetch(method="GET", uri=uri, params={"Fields": ",".join(packages)})
 
-    def _lookups(self) -> Any:
-        credentials = self._credentials()
-        return self._clients.get(credentials.account_sid, credentials.auth_token).lookups
+        return read(twilio_rest.call(request, _error_for), packages, now)
 
 
 def read(answer: Any, packages: tuple[str, ...], now: int) -> Signals:
-    """Lookup's answer (the client's PhoneNumberInstance, or anything with the same attributes) as Signals."""
+    """Lookup's answer (its JSON: one object per data package asked) as Signals."""
     found: dict[str, Any] = {}
     unanswered = []
     for package in packages:
-        value = getattr(answer, package, None)
+        value = answer.get(package) if isinstance(answer, Mapping) else None
         if not isinstance(value, dict) or value.get("error_code") is not None:
             unanswered.append(package)
             continue

@@ -112,42 +112,41 @@ def _consistent(earlier: TaskView | Refusal, fresh: TaskView | Refusal) -> bool:
 
 
 class TwilioTaskRouter:
-    """TaskRouter v1 through the `twilio` client (imported on first use), with Verify's timeout and quiet log."""
+    """TaskRouter v1 through the `twilio` client (imported on first use), with Verify's timeout and quiet log:
+    the calls `workspace.tasks(sid).fetch()` and `.reservations.list(...)` make (twilio_rest.Api says why
+    not through them)."""
 
     def __init__(
         self, credentials: Callable[[], tuple[str, str]], workspace_sid: str, base_url: str, timeout: float
     ) -> None:
         self._credentials = credentials
-        self._workspace_sid = workspace_sid
-        self._clients = twilio_rest.Clients(timeout, {"taskrouter": base_url})
+        self._tasks = f"/Workspaces/{workspace_sid}/Tasks"
+        self._api = twilio_rest.Api(base_url, "v1", timeout)
 
     def look(self, task_sid: str, worker_sid: str) -> TaskView:
-        workspace = self._workspace()
-        task = self._call(lambda: workspace.tasks(task_sid).fetch())
+        task = self._get(f"{self._tasks}/{task_sid}")
         try:
-            status = str(task.assignment_status)
-            raw = task.attributes or "{}"
+            status = str(task["assignment_status"])
+            raw = task.get("attributes") or "{}"
             attributes = json.loads(raw) if isinstance(raw, str) else raw
             if not isinstance(attributes, Mapping):
                 raise ValueError("attributes")
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             raise Refusal("upstream_error", "taskrouter_unreadable") from None
         held = False
         if status in HELD:
-            reservations = self._call(
-                lambda: workspace.tasks(task_sid).reservations.list(
-                    reservation_status=HELD[status], worker_sid=worker_sid, limit=1
-                )
-            )
-            held = any(getattr(r, "worker_sid", None) == worker_sid for r in reservations)
+            filters = {"ReservationStatus": HELD[status], "WorkerSid": worker_sid, "PageSize": "1"}
+            page = self._get(f"{self._tasks}/{task_sid}/Reservations", filters)
+            reservations = page.get("reservations") if isinstance(page, Mapping) else None
+            held = any(isinstance(r, Mapping) and r.get("worker_sid") == worker_sid for r in reservations or ())
         call = attributes.get("call_sid")
         return TaskView(task_sid, status, held, caller_of(attributes), call if isinstance(call, str) else None)
 
-    def _call(self, request: Callable[[], Any]) -> Any:
-        return twilio_rest.call(request, _error_for)  # a read: a failure of any kind changed nothing
+    def _get(self, uri: str, params: dict[str, str] | None = None) -> Any:
+        def request() -> Any:
+            return self._api.get(*self._credentials()).fetch(method="GET", uri=uri, params=params)
 
-    def _workspace(self) -> Any:
-        return self._clients.get(*self._credentials()).taskrouter.v1.workspaces(self._workspace_sid)
+        return twilio_rest.call(request, _error_for)  # a read: a failure of any kind changed nothing
 
 
 def _error_for(status: int, twilio_code: int | None) -> Refusal:

@@ -82,15 +82,13 @@ def test_the_core_reads_each_risk_number_through_the_twilio_client(
 
 
 def test_a_package_error_code_is_unanswered_and_forwarding_reads_either_name() -> None:
-    from types import SimpleNamespace
-
     from callerauth.lookup import read
 
-    answer = SimpleNamespace(
-        line_type_intelligence={"type": None, "error_code": 60601},
-        call_forwarding={"call_forwarding_enabled": True, "error_code": None},
-        sim_swap=None,
-    )
+    answer = {
+        "line_type_intelligence": {"type": None, "error_code": 60601},
+        "call_forwarding": {"call_forwarding_enabled": True, "error_code": None},
+        "sim_swap": None,
+    }
     signals = read(answer, ("line_type_intelligence", "call_forwarding", "sim_swap"), 7)
 
     assert signals.unanswered == ("line_type_intelligence", "sim_swap")
