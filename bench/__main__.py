@@ -75,10 +75,14 @@ def main() -> int:
     python = _python313()
     layer_ok = _layer_check(python)
     runtime = _install(python, "runtime", (ROOT / "bench" / "runtime-requirements.txt").read_text())
-    powertools = next(
-        line for line in (ROOT / "layers/core/requirements.txt").read_text().splitlines() if "powertools" in line
-    )
-    conventional_extra = _install(python, "conventional", powertools.strip() + "\n")
+    # The conventional handler uses Powertools' event handler and twilio's generated resources (client.verify,
+    # client.lookups), which the layer leaves out: the same pinned versions, untrimmed, ahead of the layer.
+    untrimmed = [
+        line.strip()
+        for line in (ROOT / "layers/core/requirements.txt").read_text().splitlines()
+        if line.startswith(("aws-lambda-powertools", "twilio"))
+    ]
+    conventional_extra = _install(python, "conventional", "\n".join(untrimmed) + "\n")
 
     import boto3
 

@@ -4,9 +4,10 @@
     python3.13 tools/layer.py check DIR   # fails loudly: size budget, bytecode, dependencies, trimmed imports
 
 Trimming is by allow-list, for two packages only:
-- twilio.rest keeps the domains the core uses or will use (Verify; Lookup v2 and TaskRouter v1 are
-  planned). The client imports a domain only when its property is first read (`client.verify`), so the
-  others are dead weight: 20 MB of the 23 MB package.
+- twilio.rest keeps only the client (`twilio.rest.Client`): the adapters call Verify, Lookup and TaskRouter
+  through `twilio.base.version.Version` (callerauth.twilio_rest.Api), and the client imports a product's
+  generated resources only when its property is first read (`client.verify`), so all of them are dead
+  weight: 23 MB of the package.
 - aws_lambda_powertools keeps Logger, Metrics, Tracer (imported by the package itself) and the
   Parameters utility; the event handler, data classes, parser, idempotency... are never imported.
 
@@ -24,7 +25,6 @@ import sys
 from pathlib import Path
 
 BUDGET_BYTES = 12 * 1000 * 1000  # unzipped, bytecode included (the "<= 12 MB")
-TWILIO_DOMAINS = {"verify", "lookups", "taskrouter"}
 POWERTOOLS_UTILITIES = {"parameters", "typing", "jmespath_utils", "serialization", "base64"}
 POWERTOOLS_DROPPED = {"event_handler"}
 # Requirements a layer package declares but that are deliberately not installed:
@@ -35,8 +35,8 @@ POWERTOOLS_DROPPED = {"event_handler"}
 NOT_INSTALLED = {"aiohttp", "aiohttp-retry", "charset-normalizer"}
 # Imports of removed modules still written in kept code, each reviewed: reached only by unused features.
 REVIEWED = (
-    # twilio.rest.Client's properties of the other domains (client.api, client.messages...): lazy.
-    re.compile(r"^twilio/rest/__init__\.py:twilio\.rest\.(?!verify|lookups|taskrouter)\w+"),
+    # twilio.rest.Client's properties of each product (client.verify, client.messages...): lazy.
+    re.compile(r"^twilio/rest/__init__\.py:twilio\.rest\.\w+"),
     # Powertools: lazy imports of utilities the core does not call (data classes for event sources,
     # the event handler's resolvers, idempotency and batch helpers of the shared functions).
     re.compile(r"^aws_lambda_powertools/.*:aws_lambda_powertools\.(event_handler|utilities\.\w+)"),
@@ -46,7 +46,7 @@ REVIEWED = (
 def trim(root: Path) -> None:
     rest = root / "twilio" / "rest"
     for child in rest.iterdir():
-        if child.is_dir() and child.name not in TWILIO_DOMAINS | {"__pycache__"}:
+        if child.is_dir() and child.name != "__pycache__":
             shutil.rmtree(child)
     powertools = root / "aws_lambda_powertools"
     for name in POWERTOOLS_DROPPED:
