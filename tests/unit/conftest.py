@@ -226,7 +226,7 @@ class World:
         values = dict(fields or {})
         if token is not None:
             values["token"] = token
-        return Request(method, path, values, {}, source_ip, f"req-{next(self._ids)}")
+        return Request(method, path, values, {}, source_ip, f"req-{next(self._ids)}", {})
 
     def call(
         self,

@@ -1,4 +1,9 @@
-"""callerauth: server-side caller verification for Twilio Flex (the core shared by every handler)."""
+"""callerauth: server-side caller verification for Twilio Flex (the core shared by every handler).
+
+Records are `typing.NamedTuple`s: a frozen dataclass compiles its generated methods at import. Modules that
+define them do without `from __future__ import annotations`, because typing compiles each string annotation
+of a NamedTuple at import too (docs/performance.md): their few forward references are quoted by hand.
+"""
 
 import gc
 import os

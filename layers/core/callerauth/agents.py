@@ -1,7 +1,5 @@
 """Who is calling: the agent behind a request, from a Flex token validated by Twilio IAM."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import time

@@ -1,7 +1,5 @@
 """Settings: parsed and validated once per container, from the environment (see CONTRACT.md)."""
 
-from __future__ import annotations
-
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -68,7 +66,7 @@ class Settings(NamedTuple):
     ivr_workflow_sid: str = ""  # or a TaskRouter workflow: <Enqueue> into it, the verification in the task
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
         def text(name: str, default: str) -> str:
             return env.get(name, "").strip() or default
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from callerauth.refusals import Refusal
@@ -111,20 +110,23 @@ MESSAGES: dict[tuple[str, str | None], str] = {
 }
 
 
-@dataclass(eq=False)
 class ApiError(Exception):
-    """A failure that answers the client: HTTP status, stable code, one human sentence."""
+    """A failure that answers the client: HTTP status, stable code, one human sentence. `reason` is finer
+    than `code`, for logs and metrics only (e.g. which send limit)."""
 
-    status: int
-    code: str
-    message: str
-    more_info: str | None = None
-    twilio_code: int | None = None
-    retry_after: int | None = None
-    reason: str | None = None  # finer than `code`, for logs and metrics only (e.g. which send limit)
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        more_info: str | None = None,
+        twilio_code: int | None = None,
+        retry_after: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.more_info = status, code, message, more_info
+        self.twilio_code, self.retry_after, self.reason = twilio_code, retry_after, reason
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}

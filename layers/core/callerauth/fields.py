@@ -1,7 +1,5 @@
 """Field names, aliases and validation rules of the HTTP contract."""
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple

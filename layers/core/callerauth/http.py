@@ -9,7 +9,6 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import parse_qsl
 
@@ -38,8 +37,7 @@ ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Content-Type, X-Flex-Token"
 
 
-@dataclass(slots=True)
-class Request:
+class Request(NamedTuple):
     method: str
     path: str
     fields: dict[str, str]
@@ -47,7 +45,7 @@ class Request:
     source_ip: str
     request_id: str
     # The request's one log line: actions add the masked destination, the agent and the outcome.
-    log: dict[str, Any] = field(default_factory=dict)
+    log: dict[str, Any]
 
     @property
     def token(self) -> str:

@@ -14,8 +14,6 @@ as above, so the deployment never sends more than N in any span. A send counts o
 picked from its destination (`shard_of`); the store tries other shards when that one is full or busy.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import NamedTuple
 from zlib import crc32
@@ -46,7 +44,7 @@ class Cap(NamedTuple):
     def sharded(self) -> bool:
         return self.pk.startswith(DEPLOYMENT)
 
-    def on(self, shard: int) -> Cap:
+    def on(self, shard: int) -> "Cap":
         """The same cap, counted on another of its shards."""
         return self._replace(shard=shard % self.shards, pk=f"{DEPLOYMENT}#{shard % self.shards}")
 
@@ -66,7 +64,7 @@ def caps(dest_pk: str, agent_pk: str, settings: Settings, shard: int = 0) -> tup
     deployment's on `shard` (of as many shards as the setting says, and never more than the cap: every
     shard admits at least one send)."""
 
-    def deployment(name: str, reason: str, length: int, limit: int) -> Cap:
+    def deployment(name: str, reason: str, length: int, limit: int) -> "Cap":
         return Cap(name, reason, DEPLOYMENT, length, limit, shards=min(settings.deployment_counter_shards, limit))
 
     deployment_caps = (

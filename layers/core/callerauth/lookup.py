@@ -4,8 +4,6 @@ Only what the decisions need is kept: the line type, the SIM swap, call forwardi
 risk. Never the carrier's name, nor the number (the cache is keyed by its HMAC, like all state).
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -34,7 +32,7 @@ class Signals(NamedTuple):
         return self._asdict()
 
     @classmethod
-    def from_stored(cls, values: Mapping[str, Any]) -> Signals:
+    def from_stored(cls, values: Mapping[str, Any]) -> "Signals":
         known = set(cls._fields)
         kept: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
         return cls(**kept)

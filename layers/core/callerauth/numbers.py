@@ -9,18 +9,14 @@ cost, ~10 ms of every cold start (docs/performance.md). `parse` calls the very f
 are (the package re-exports them), so its answers are the library's.
 """
 
-from __future__ import annotations
-
-import sys
-import threading
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from callerauth import deferred
 
 # libphonenumber's PhoneNumberType values that must never receive a code: they bill the sender.
 COSTLY_KINDS = {4: "premium_rate", 6: "shared_cost"}
 PACKAGE = "phonenumbers"
-
-_loading = threading.RLock()  # re-entrant: an import under it may read the package's attributes
 _lib: ModuleType | None = None
 
 
@@ -47,39 +43,9 @@ def parse(text: str) -> PhoneNumber | None:
 
 
 def _core() -> ModuleType:
-    """`phonenumbers.phonenumberutil`, imported without running the package's `__init__` first.
-
-    Importing a submodule runs its package's `__init__`; so the package goes into `sys.modules` as a
-    module made from its own spec but not executed, and the core is imported under it. That module keeps
-    its place: whoever reads an attribute it lacks (`import phonenumbers; phonenumbers.parse`) runs the
-    real `__init__` in it then, over the submodules already loaded, and gets the whole library.
-    """
+    """`phonenumbers.phonenumberutil`, imported without running the package's `__init__` first (a later
+    `import phonenumbers` still gets the whole library: callerauth.deferred)."""
     global _lib
     if _lib is None:
-        with _loading:
-            if PACKAGE not in sys.modules:
-                sys.modules[PACKAGE] = _deferred_package()
-            import phonenumbers.phonenumberutil
-
-            _lib = phonenumbers.phonenumberutil
+        _lib = deferred.submodule(PACKAGE, "phonenumberutil")
     return _lib
-
-
-def _deferred_package() -> ModuleType:
-    from importlib.util import find_spec, module_from_spec
-
-    spec = find_spec(PACKAGE)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"No module named {PACKAGE!r}", name=PACKAGE)
-    package = module_from_spec(spec)
-    loader = spec.loader
-
-    def complete(name: str) -> Any:
-        """PEP 562: only called for an attribute the package lacks; the first one runs `__init__`."""
-        with _loading:
-            if vars(package).pop("__getattr__", None) is not None:
-                loader.exec_module(package)
-        return getattr(package, name)
-
-    vars(package)["__getattr__"] = complete
-    return package

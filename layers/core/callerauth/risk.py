@@ -5,8 +5,6 @@ yesterday, unconditional call forwarding or a number bought for the attack all d
 turns Lookup's signals into the channel to send by, or a refusal an agent can act on.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 from callerauth.config import Settings

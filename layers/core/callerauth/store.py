@@ -18,8 +18,6 @@ and a start with Lookup on first reads the number's cached Lookup answer). Only 
 or busy costs more: one BatchGetItem of the full caps' shards, and one more reservation (four at most).
 """
 
-from __future__ import annotations
-
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -99,11 +97,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _dynamodb(method: Callable[Concatenate[StateStore, P], R]) -> Callable[Concatenate[StateStore, P], R]:
+def _dynamodb(method: Callable[Concatenate["StateStore", P], R]) -> Callable[Concatenate["StateStore", P], R]:
     """DynamoDB's own failures (unreachable, throttled, an answer we cannot use) as the domain's refusal."""
 
     @functools.wraps(method)
-    def call(self: StateStore, *args: P.args, **kwargs: P.kwargs) -> R:
+    def call(self: "StateStore", *args: P.args, **kwargs: P.kwargs) -> R:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -8,8 +8,6 @@ seen (a transfer seen by the new holder's request, a completion seen by anyone's
 has seen yet is seen within TASK_CACHE_SECONDS.
 """
 
-from __future__ import annotations
-
 import json
 import time
 from collections.abc import Callable, Mapping

@@ -1,7 +1,5 @@
 """Twilio Verify v2 through the `twilio` client, and Twilio's errors in the contract's terms."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote

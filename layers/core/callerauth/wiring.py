@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from callerauth import resume_gc
+from callerauth import deferred, resume_gc
 from callerauth.actions import Services
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Routes, serve
@@ -104,11 +104,13 @@ class Container:
     @functools.cache  # noqa: B019
     def _secrets(self) -> Any:
         """Parameters' provider on boto3's default session, the DynamoDB client's: `get_secret` would make
-        a session of its own, whose loader reads botocore's endpoint and model data again (~100 ms of CPU)."""
+        a session of its own, whose loader reads botocore's endpoint and model data again (~100 ms of CPU).
+        Its module alone: the package's `__init__` imports every provider (SSM, AppConfig, DynamoDB with
+        boto3.dynamodb), ~2 ms of every cold start."""
         import boto3
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-        return SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+        secrets = deferred.submodule("aws_lambda_powertools.utilities.parameters", "secrets")
+        return secrets.SecretsProvider(boto3_client=boto3.client("secretsmanager"))
 
 
 def handler_for(
