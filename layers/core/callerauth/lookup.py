@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from callerauth import twilio_rest
 from callerauth.refusals import Refusal, unavailable
-from callerauth.twilio_verify import Credentials
+from callerauth.twilio_verify import Credentials, basic_auth
 
 
 class Signals(NamedTuple):
@@ -50,17 +50,13 @@ class TwilioLookup:
 
     def __init__(self, credentials: Callable[[], Credentials], base_url: str, timeout: float) -> None:
         self._credentials = credentials
-        self._api = twilio_rest.Api(base_url, "v2", timeout)
+        self._api = twilio_rest.Api(base_url, "v2", timeout, _error_for)
 
     def signals(self, number: str, packages: tuple[str, ...], now: int) -> Signals:
-        def request() -> Any:
-            credentials = self._credentials()
-            api = self._api.get(credentials.account_sid, credentials.auth_token)
-            # A path segment: the "+" of a number must be encoded.
-            uri = f"/PhoneNumbers/{quote(number, safe='')}"
-            return api.fetch(method="GET", uri=uri, params={"Fields": ",".join(packages)})
-
-        return read(twilio_rest.call(request, _error_for), packages, now)
+        # A path segment: the "+" of a number must be encoded.
+        uri = f"/PhoneNumbers/{quote(number, safe='')}"
+        answer = self._api.get(basic_auth(self._credentials()), uri, {"Fields": ",".join(packages)})
+        return read(answer, packages, now)
 
 
 def read(answer: Any, packages: tuple[str, ...], now: int) -> Signals:

@@ -119,10 +119,11 @@ class TwilioTaskRouter:
     ) -> None:
         self._credentials = credentials
         self._tasks = f"/Workspaces/{workspace_sid}/Tasks"
-        self._api = twilio_rest.Api(base_url, "v1", timeout)
+        self._api = twilio_rest.Api(base_url, "v1", timeout, _error_for)  # reads: a failure changed nothing
 
     def look(self, task_sid: str, worker_sid: str) -> TaskView:
-        task = self._get(f"{self._tasks}/{task_sid}")
+        auth = self._credentials()
+        task = self._api.get(auth, f"{self._tasks}/{task_sid}")
         try:
             status = str(task["assignment_status"])
             raw = task.get("attributes") or "{}"
@@ -134,17 +135,11 @@ class TwilioTaskRouter:
         held = False
         if status in HELD:
             filters = {"ReservationStatus": HELD[status], "WorkerSid": worker_sid, "PageSize": "1"}
-            page = self._get(f"{self._tasks}/{task_sid}/Reservations", filters)
+            page = self._api.get(auth, f"{self._tasks}/{task_sid}/Reservations", filters)
             reservations = page.get("reservations") if isinstance(page, Mapping) else None
             held = any(isinstance(r, Mapping) and r.get("worker_sid") == worker_sid for r in reservations or ())
         call = attributes.get("call_sid")
         return TaskView(task_sid, status, held, caller_of(attributes), call if isinstance(call, str) else None)
-
-    def _get(self, uri: str, params: dict[str, str] | None = None) -> Any:
-        def request() -> Any:
-            return self._api.get(*self._credentials()).fetch(method="GET", uri=uri, params=params)
-
-        return twilio_rest.call(request, _error_for)  # a read: a failure of any kind changed nothing
 
 
 def _error_for(status: int, twilio_code: int | None) -> Refusal:

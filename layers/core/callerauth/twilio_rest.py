@@ -21,21 +21,32 @@ class Api:
     client's own request path, `twilio.base.version.Version`: what every generated resource calls (auth,
     user agent, timeout, Twilio's errors as TwilioRestException). Not through the generated resources: a
     product's tree of them is imported whole (Verify's is 40 modules, ~13 ms of every cold start) for the
-    one or two calls an adapter makes. Built on first use, again when a rotated secret changes the
-    credentials."""
+    one or two calls an adapter makes. The client is built on first use, again when a rotated secret
+    changes the credentials; every failure comes out as the adapter's `error_for` says (see `call`)."""
 
-    def __init__(self, base_url: str, version: str, timeout: float) -> None:
-        self._base_url, self._version, self._timeout = base_url, version, timeout
+    def __init__(
+        self, base_url: str, version: str, timeout: float, error_for: Callable[[int, int | None], Refusal]
+    ) -> None:
+        self._base_url, self._version, self._timeout, self._error_for = base_url, version, timeout, error_for
         self._api: Any = None
         self._for: tuple[str, str] | None = None
 
-    def get(self, account_sid: str, auth_token: str) -> Any:
-        if self._api is None or self._for != (account_sid, auth_token):
+    def post(self, auth: tuple[str, str], uri: str, data: dict[str, str]) -> Any:
+        """A form POST (what the generated resources' `create` and `update` send); its JSON answer."""
+        return call(lambda: self._client(auth).create(method="POST", uri=uri, data=data, headers=FORM), self._error_for)
+
+    def get(self, auth: tuple[str, str], uri: str, params: dict[str, str] | None = None) -> Any:
+        """A GET (what the generated resources' `fetch` and `list` send); its JSON answer."""
+        return call(lambda: self._client(auth).fetch(method="GET", uri=uri, params=params), self._error_for)
+
+    def _client(self, auth: tuple[str, str]) -> Any:
+        """`auth`: the account SID and auth token of the moment (the adapter reads its secret once a call)."""
+        if self._api is None or self._for != auth:
             from twilio.base.domain import Domain
             from twilio.base.version import Version
 
-            self._api = Version(Domain(client(account_sid, auth_token, self._timeout), self._base_url), self._version)
-            self._for = (account_sid, auth_token)
+            self._api = Version(Domain(client(*auth, self._timeout), self._base_url), self._version)
+            self._for = auth
         return self._api
 
 

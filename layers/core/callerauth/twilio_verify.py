@@ -39,31 +39,31 @@ class TwilioVerify:
 
     def __init__(self, credentials: Callable[[], Credentials], base_url: str, timeout: float) -> None:
         self._credentials = credentials
-        self._api = twilio_rest.Api(base_url, "v2", timeout)
+        self._api = twilio_rest.Api(base_url, "v2", timeout, error_for)
 
     def start(self, to: str, channel: str, locale: str) -> Sent:
-        verification = self._call("create", "Verifications", {"To": to, "Channel": channel, "Locale": locale})
+        verification = self._post("Verifications", {"To": to, "Channel": channel, "Locale": locale})
         sid, sent_by = verification.get("sid", ""), verification.get("channel", channel)
         return Sent(sid=str(sid), status=verification["status"], channel=str(sent_by))
 
     def check(self, to: str, code: str) -> bool:
-        return self._call("create", "VerificationCheck", {"To": to, "Code": code})["status"] == "approved"
+        return self._post("VerificationCheck", {"To": to, "Code": code})["status"] == "approved"
 
     def cancel(self, to: str) -> None:
         # A path segment: the "+" of a number must be encoded.
-        self._call("update", f"Verifications/{quote(to, safe='')}", {"Status": "canceled"})
+        self._post(f"Verifications/{quote(to, safe='')}", {"Status": "canceled"})
 
-    def _call(self, method: str, path: str, data: dict[str, str]) -> dict[str, Any]:
-        def request() -> Any:
-            credentials = self._credentials()
-            api = self._api.get(credentials.account_sid, credentials.auth_token)
-            uri = f"/Services/{credentials.verify_service_sid}/{path}"
-            return getattr(api, method)(method="POST", uri=uri, data=data, headers=twilio_rest.FORM)
-
-        result = twilio_rest.call(request, error_for)
+    def _post(self, path: str, data: dict[str, str]) -> dict[str, Any]:
+        credentials = self._credentials()
+        result = self._api.post(basic_auth(credentials), f"/Services/{credentials.verify_service_sid}/{path}", data)
         if not isinstance(result, dict) or not isinstance(result.get("status"), str):
             raise Refusal("upstream_error", "twilio_unreadable")
         return result
+
+
+def basic_auth(credentials: Credentials) -> tuple[str, str]:
+    """What Twilio's APIs authenticate with: the account SID and its auth token."""
+    return credentials.account_sid, credentials.auth_token
 
 
 def error_for(status: int, twilio_code: int | None) -> Refusal:

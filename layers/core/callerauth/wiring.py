@@ -13,7 +13,7 @@ from callerauth import deferred, resume_gc
 from callerauth.actions import Services
 from callerauth.config import ConfigError, Settings
 from callerauth.http import Routes, serve
-from callerauth.twilio_verify import Credentials
+from callerauth.twilio_verify import Credentials, basic_auth
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -51,7 +51,7 @@ class Container:
         if settings.agent_auth == "flex":
             validator = IamTokenValidator(
                 settings.twilio_iam_base_url,
-                lambda: _basic_auth(credentials()),
+                lambda: basic_auth(credentials()),
                 settings.twilio_timeout_seconds,
             )
             agents: Agents = FlexAgents(validator, settings.allowed_roles, self._clock)
@@ -63,7 +63,7 @@ class Container:
             from callerauth.taskrouter import CachedTaskRouter, TwilioTaskRouter
 
             adapter = TwilioTaskRouter(
-                lambda: _basic_auth(credentials()),
+                lambda: basic_auth(credentials()),
                 settings.taskrouter_workspace_sid,
                 settings.twilio_taskrouter_base_url,
                 settings.twilio_timeout_seconds,
@@ -131,10 +131,6 @@ def handler_for(
             resume_gc()  # a no-op after the first request
 
     return handler
-
-
-def _basic_auth(credentials: Credentials) -> tuple[str, str]:
-    return credentials.account_sid, credentials.auth_token
 
 
 def _credentials(values: Any) -> Credentials:
