@@ -5,12 +5,9 @@ Each action is a body that returns an `Ending` (or raises a `Refusal` before it 
 leaves exactly one audit event, by construction.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -45,7 +42,7 @@ class Services(NamedTuple):
     hasher: Hasher
     sources: SourceGate
     clock: Callable[[], float] = time.time
-    taskrouter: TaskRouter | None = None  # with TASKROUTER_WORKSPACE_SID only
+    taskrouter: "TaskRouter | None" = None  # with TASKROUTER_WORKSPACE_SID only
     webhooks: Webhooks | None = None  # the IVR's: Twilio's request signatures
 
 
@@ -69,38 +66,38 @@ class Ending(NamedTuple):
 def start_verify(request: Request, services: Services) -> Reply:
     target = fields.start_target(request.fields, services.settings.allowed_channels)
     locale, task_sid = fields.locale(request.fields), fields.task_sid(request.fields)
-    trail = _Trail.begin(request, services, "start", target, task_sid)
+    trail = _Trail(request, services, "start", target, task_sid)
     return _conclude(trail, lambda: _start(trail, target, locale))
 
 
 def check_verify(request: Request, services: Services) -> Reply:
     target, code = fields.recipient(request.fields), fields.verification_code(request.fields)
-    trail = _Trail.begin(request, services, "check", target, fields.task_sid(request.fields))
+    trail = _Trail(request, services, "check", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _check(trail, code))
 
 
 def cancel_verify(request: Request, services: Services) -> Reply:
     target = fields.recipient(request.fields)
-    trail = _Trail.begin(request, services, "cancel", target, fields.task_sid(request.fields))
+    trail = _Trail(request, services, "cancel", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _cancel(trail))
 
 
 def customer_info(request: Request, services: Services) -> Reply:
     target = fields.recipient(request.fields)
-    trail = _Trail.begin(request, services, "customer_info", target, fields.task_sid(request.fields))
+    trail = _Trail(request, services, "customer_info", target, fields.task_sid(request.fields))
     return _conclude(trail, lambda: _customer(trail))
 
 
 def start_for_call(request: Request, services: Services, target: fields.Destination, caller: Agent) -> Reply:
     """The IVR's start: `caller` is the IVR on one call (Twilio's signature proved it), the agent of the caps."""
-    trail = _Trail.begin(request, services, "start", target, None, caller)
+    trail = _Trail(request, services, "start", target, None, caller)
     return _conclude(trail, lambda: _start(trail, target, services.settings.ivr_locale[:2]))
 
 
 def check_for_call(request: Request, services: Services, target: fields.Destination, caller: Agent, code: str) -> Reply:
     """The IVR's check of the digits the caller keyed (an entry that is no code at all is a wrong one, not
     worth a Twilio call or a failed check); the approval belongs to the call."""
-    trail = _Trail.begin(request, services, "check", target, None, caller)
+    trail = _Trail(request, services, "check", target, None, caller)
     if not fields.CODE.fullmatch(code):
         return _conclude(trail, partial(_refuse, Refusal("incorrect_code", "not_a_code")))
     return _conclude(trail, lambda: _check(trail, code))
@@ -109,7 +106,7 @@ def check_for_call(request: Request, services: Services, target: fields.Destinat
 # -- the decisions ---------------------------------------------------------------------------------
 
 
-def _start(trail: _Trail, target: fields.Destination, locale: str) -> Ending:
+def _start(trail: "_Trail", target: fields.Destination, locale: str) -> Ending:
     services, settings = trail.services, trail.services.settings
     agent = trail.identify()
     _hold_task(trail, agent)
@@ -160,7 +157,7 @@ def _refuse(refusal: Refusal) -> Ending:
     raise refusal
 
 
-def _look_up(trail: _Trail, number: str) -> Signals | None:
+def _look_up(trail: "_Trail", number: str) -> Signals | None:
     """Lookup's signals, or None when it did not answer (timeout, 5xx): LOOKUP_FAILURE decides then."""
     try:
         return trail.services.lookup.signals(number, trail.services.settings.lookup_fields, trail.now)
@@ -168,7 +165,7 @@ def _look_up(trail: _Trail, number: str) -> Signals | None:
         return None
 
 
-def _check(trail: _Trail, code: str) -> Ending:
+def _check(trail: "_Trail", code: str) -> Ending:
     services, settings, now = trail.services, trail.services.settings, trail.now
     agent = trail.identify()
     task = _hold_task(trail, agent)
@@ -201,7 +198,7 @@ def _check(trail: _Trail, code: str) -> Ending:
     )
 
 
-def _cancel(trail: _Trail) -> Ending:
+def _cancel(trail: "_Trail") -> Ending:
     agent = trail.identify()
     # Only the agent who sent the code (or approved it), or a supervisor: no one else may end it. With
     # TaskRouter, the verification is the task's: whoever holds the task now may end it.
@@ -219,7 +216,7 @@ def _cancel(trail: _Trail) -> Ending:
     return Ending("canceled", Reply(200, {"success": True, "status": "canceled"}), record=clear)
 
 
-def _customer(trail: _Trail) -> Ending:
+def _customer(trail: "_Trail") -> Ending:
     agent = trail.identify()
     if not agent.authenticated:
         raise Refusal("agent_auth_required")
@@ -245,7 +242,7 @@ def _customer(trail: _Trail) -> Ending:
     return Ending("served", Reply(200, body))
 
 
-def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int, task: TaskView | None) -> bool:
+def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int, task: "TaskView | None") -> bool:
     """A current approval, by this agent; one bound to a task only for a request naming that task.
 
     `task`: TaskRouter said this agent holds the request's task now, so the approval is the task's, or its
@@ -260,7 +257,7 @@ def _approves(approval: Approval, agent: Agent, task_sid: str | None, now: int, 
     return approval.agent == agent.identity and (approval.task_sid is None or task_sid == approval.task_sid)
 
 
-def _hold_task(trail: _Trail, agent: Agent) -> TaskView | None:
+def _hold_task(trail: "_Trail", agent: Agent) -> "TaskView | None":
     """With a TaskRouter workspace: the request's task is held by this agent's worker now, and its caller is
     the destination (a supervisor may verify another). The task once checked; None without a workspace."""
     services = trail.services
@@ -283,14 +280,14 @@ def _hold_task(trail: _Trail, agent: Agent) -> TaskView | None:
     return task
 
 
-def _supervises(trail: _Trail, agent: Agent) -> bool:
+def _supervises(trail: "_Trail", agent: Agent) -> bool:
     return bool(trail.services.settings.supervisor_roles.intersection(agent.roles))
 
 
 # -- the one exit ----------------------------------------------------------------------------------
 
 
-def _conclude(trail: _Trail, body: Callable[[], Ending]) -> Reply:
+def _conclude(trail: "_Trail", body: Callable[[], Ending]) -> Reply:
     """Run the body, then write its ending with its audit event: one event per request, whatever happens."""
     try:
         ending = body()
@@ -311,7 +308,7 @@ def _conclude(trail: _Trail, body: Callable[[], Ending]) -> Reply:
     return ending.answer
 
 
-def _refuse_unidentified(trail: _Trail, refusal: Refusal) -> None:
+def _refuse_unidentified(trail: "_Trail", refusal: Refusal) -> None:
     """A request refused before anyone was identified: audited under its source, within its budget."""
     if refusal.reason == "source_refusals":  # refused from memory: this source is flooding
         raise refusal
@@ -336,38 +333,43 @@ def audit_under_source(services: Services, source_ip: str, now: int, event: Audi
     return minute_ends - now
 
 
-@dataclass
 class _Trail:
-    """One request's context for its audit event: who, what, which destination (masked and keyed), when."""
+    """One request's context for its audit event: who, what, which destination (masked and keyed), when.
 
-    request: Request
-    services: Services
-    action: str
-    to: str
-    key: str
-    masked_to: str
-    channel: str | None
-    task_sid: str | None
-    now: int
-    agent: Agent | None = None
-    weighed: dict[str, Any] | None = None  # what a start weighed about the number (audited)
+    A plain class, not a dataclass: the one mutable record, made once a request (a dataclass would compile
+    its generated methods at every cold start)."""
 
-    @classmethod
-    def begin(
-        cls,
+    __slots__ = (
+        "action",
+        "agent",
+        "channel",
+        "key",
+        "masked_to",
+        "now",
+        "request",
+        "services",
+        "task_sid",
+        "to",
+        "weighed",
+    )
+
+    def __init__(
+        self,
         request: Request,
         services: Services,
         action: str,
         target: fields.Destination,
         task_sid: str | None,
         caller: Agent | None = None,
-    ) -> _Trail:
-        masked = mask(target.to)
-        request.log["to"] = masked
-        now = int(services.clock())
-        channel = target.channel if action == "start" else None
-        key = services.hasher.key(target.key)
-        return cls(request, services, action, target.to, key, masked, channel, task_sid, now, caller)
+    ) -> None:
+        self.request, self.services, self.action, self.task_sid = request, services, action, task_sid
+        self.to, self.masked_to = target.to, mask(target.to)
+        request.log["to"] = self.masked_to
+        self.now = int(services.clock())
+        self.channel: str | None = target.channel if action == "start" else None
+        self.key = services.hasher.key(target.key)
+        self.agent = caller
+        self.weighed: dict[str, Any] | None = None  # what a start weighed about the number (audited)
 
     def identify(self) -> Agent:
         if self.agent is not None and self.agent.call_sid is not None:  # the IVR, identified by its signature

@@ -1,7 +1,5 @@
 """API Gateway (REST, proxy) events in, the contract's JSON answers out: decoding, CORS, errors."""
 
-from __future__ import annotations
-
 import base64
 import binascii
 import json
@@ -61,7 +59,7 @@ class Runtime(Protocol):
     """What a handler needs from its container: settings first (for CORS), then the adapters."""
 
     def settings(self) -> Settings: ...
-    def services(self) -> Services: ...
+    def services(self) -> "Services": ...
 
 
 Action = Callable[[Request, "Services"], Reply]

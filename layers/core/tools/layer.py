@@ -11,9 +11,17 @@ Trimming is by allow-list, for two packages only:
 - aws_lambda_powertools keeps Logger, Metrics, Tracer (imported by the package itself) and the
   Parameters utility; the event handler, data classes, parser, idempotency... are never imported.
 
+One generated file is rewritten, with nothing removed: libphonenumber's `phonenumbers/data/__init__.py`
+imports all 46 alternate-format tables when the package is imported, though only PhoneNumberMatcher (finding
+numbers in free text, which the core never does) reads them: 1.8% of the floor's instructions, on every
+cold start that names a number (docs/performance.md). `defer_alternate_formats` makes each table load when the
+matcher first asks for it, as the package already loads each region's metadata; the tables are untouched.
+
 `check` then proves what the trim may not break: every import statement left in the layer (at module
 level or inside a function) that names a removed module must be one of the REVIEWED ones below, which
-are only reached by features the core does not use (`client.messages`, Tracer's event-handler hook...).
+are only reached by features the core does not use (`client.messages`, Tracer's event-handler hook...);
+and the alternate formats are deferred (a phonenumbers release that generates that file differently
+fails the build instead of shipping the eager imports silently).
 """
 
 from __future__ import annotations
@@ -41,6 +49,39 @@ REVIEWED = (
     # the event handler's resolvers, idempotency and batch helpers of the shared functions).
     re.compile(r"^aws_lambda_powertools/.*:aws_lambda_powertools\.(event_handler|utilities\.\w+)"),
 )
+ALT_FORMATS = Path("phonenumbers") / "data" / "__init__.py"
+ALT_IMPORT = re.compile(r"^from \.alt_format_(\d+) import PHONE_ALT_FORMAT_\1\n", re.MULTILINE)
+ALT_TABLE = re.compile(r"^_ALT_NUMBER_FORMATS = \{(.*)\}\n", re.MULTILINE)
+ALT_ENTRY = re.compile(r"(\d+): PHONE_ALT_FORMAT_(\d+)")
+# What replaces the generated `_ALT_NUMBER_FORMATS = {code: PHONE_ALT_FORMAT_<code>, ...}` (and the imports).
+DEFERRED_ALT_FORMATS = """
+# Rewritten by callerauth's layer build (layers/core/tools/layer.py): the generated tables, each imported
+# when PhoneNumberMatcher first asks for it rather than all of them when the package is imported.
+import importlib as _importlib
+from collections.abc import Mapping as _Mapping
+
+
+class _DeferredAltFormats(_Mapping):
+    def __init__(self, codes):
+        self._codes, self._loaded = codes, {}
+
+    def __getitem__(self, code):
+        if code not in self._loaded:
+            if code not in self._codes:
+                raise KeyError(code)
+            module = _importlib.import_module(f".alt_format_{code}", __name__)
+            self._loaded[code] = getattr(module, f"PHONE_ALT_FORMAT_{code}")
+        return self._loaded[code]
+
+    def __iter__(self):
+        return iter(self._codes)
+
+    def __len__(self):
+        return len(self._codes)
+
+
+_ALT_NUMBER_FORMATS = _DeferredAltFormats(CODES)
+"""
 
 
 def trim(root: Path) -> None:
@@ -60,6 +101,22 @@ def trim(root: Path) -> None:
     shutil.rmtree(root / "bin", ignore_errors=True)  # console scripts (idna, jp.py): never run in Lambda
     for record in root.glob("*.dist-info/RECORD"):  # pip's file list: never read at run time
         record.unlink()
+    defer_alternate_formats(root / ALT_FORMATS)
+
+
+def defer_alternate_formats(path: Path) -> None:
+    """Rewrite libphonenumber's generated data package so each alternate-format table loads on first use.
+    Refuses a file it does not recognise: every import it removes must be a table the dict it replaces names."""
+    text = path.read_text()
+    imported = [int(code) for code in ALT_IMPORT.findall(text)]
+    table = ALT_TABLE.search(text)
+    entries = [(int(key), int(name)) for key, name in ALT_ENTRY.findall(table.group(1))] if table else []
+    if not imported or any(key != name for key, name in entries) or sorted(imported) != sorted(k for k, _ in entries):
+        raise SystemExit(f"layer: {path} is not the generated file defer_alternate_formats knows; review it")
+    assert table is not None
+    codes = tuple(key for key, _ in entries)
+    text = text[: table.start()] + DEFERRED_ALT_FORMATS.replace("CODES", repr(codes)) + text[table.end() :]
+    path.write_text(ALT_IMPORT.sub("", text))
 
 
 def check(root: Path) -> int:
@@ -77,6 +134,9 @@ def check(root: Path) -> int:
     print(f"layer: {len(sources)} modules, all compiled for {tag}; native extensions: {binaries or 'none'}")
     problems += _missing_requirements(root)
     problems += _imports_of_removed(root)
+    data = (root / ALT_FORMATS).read_text()
+    if ALT_IMPORT.search(data) or "_DeferredAltFormats(" not in data:
+        problems.append(f"{ALT_FORMATS} still imports every alternate-format table (defer_alternate_formats)")
     for problem in problems:
         print(f"layer: {problem}", file=sys.stderr)
     return 1 if problems else 0
