@@ -130,7 +130,7 @@ def main() -> int:
         init += [runner.run({"path": ours["start_verify"], "app": _app("start_verify"), "events": []}, "init")]
         samples["init start_verify"] = init
 
-        counted = _instructions(runner, events, ours, conventional, floor_table)
+        counted = _instructions(runner, events, ours, conventional, {"path": [runtime], "floor": floor_table})
         rows += _cold_rows(samples, counted)
         rows += _call_rows(runner, events, ours, conventional)
         rows += _taskrouter_rows(Runner(python, env), events, ours, stack.sandbox.taskrouter)
@@ -246,9 +246,12 @@ class Runner:
         self.python, self.env = python, env
         self.out = tempfile.mkdtemp(prefix="bench-")
 
+    def _coldstart(self, spec: dict[str, Any]) -> list[str]:
+        return [self.python, "-S", str(ROOT / "bench" / "coldstart.py"), json.dumps(spec)]
+
     def run(self, spec: dict[str, Any], name: str) -> dict[str, Any]:
         stdout = os.path.join(self.out, "child.out")
-        argv = [self.python, "-S", str(ROOT / "bench" / "coldstart.py"), json.dumps(spec)]
+        argv = self._coldstart(spec)
         launch = [self.python, "-S", "-I", str(ROOT / "bench" / "launch.py")]
         done = subprocess.run(
             [*launch, json.dumps({"argv": argv, "env": self.env, "stdout": stdout})],
@@ -267,9 +270,8 @@ class Runner:
     def instructions(self, spec: dict[str, Any], name: str) -> int:
         counts = os.path.join(self.out, "callgrind.out")
         assert VALGRIND
-        argv = [VALGRIND, "--tool=callgrind", f"--callgrind-out-file={counts}", self.python, "-S"]
         done = subprocess.run(
-            [*argv, str(ROOT / "bench" / "coldstart.py"), json.dumps(spec)],
+            [VALGRIND, "--tool=callgrind", f"--callgrind-out-file={counts}", *self._coldstart(spec)],
             env=self.env | {"PYTHONHASHSEED": "0"}, capture_output=True, text=True, cwd=self.out,
         )  # fmt: skip
         answers = json.loads(done.stdout.strip().splitlines()[-1])["answers"] if done.returncode == 0 else []
@@ -348,20 +350,41 @@ def _spread(values: list[float]) -> str:
 
 
 def _instructions(
-    runner: Runner, events: Events, ours: dict[str, list[str]], conventional: list[str], floor_table: str
+    runner: Runner, events: Events, ours: dict[str, list[str]], conventional: list[str], floor: dict[str, Any]
 ) -> dict[str, int]:
     """Instructions each cold start executes (valgrind's callgrind, one run each, hash seed fixed): the same
     processes as the timed rounds, but a count that does not move with the machine's other load. Empty
     without valgrind (the verdicts are then on the CPU medians)."""
     if not VALGRIND or PROFILE:
         return {}
-    specs: dict[str, dict[str, Any]] = {"floor": {"path": ours["start_verify"][-1:], "floor": floor_table}}
+    specs: dict[str, dict[str, Any]] = {"floor": floor}
     for function in FUNCTIONS:
         specs[f"ours {function}"] = {"path": ours[function], "app": _app(function), "events": [events.make(function)]}
     for function in ("start_verify", "check_verify"):
         spec = {"path": conventional, "app": _conventional_app(), "events": [events.make(function)]}
         specs[f"conventional {function}"] = spec
     return {name: runner.instructions(spec, name) for name, spec in specs.items()}
+
+
+def _count(counted: dict[str, int], ours: str, theirs: str) -> tuple[float, str] | None:
+    if ours not in counted or theirs not in counted:
+        return None
+    return counted[ours] / counted[theirs], f"{counted[ours] / 1e6:.1f} M / {counted[theirs] / 1e6:.1f} M"
+
+
+def _verdict_rows(
+    figure: str, cpu: str, cpu_median: float, budget: float | None, count: tuple[float, str] | None
+) -> list[Row]:
+    """The paired CPU ratio and, with instruction counts, the count's ratio: the verdict is the count's when
+    there is one (it does not move with the machine's load), the CPU median's otherwise."""
+    limit = f"<= {budget}x" if budget else "(shown)"
+    if count is None:
+        return [(f"cold start {figure}", cpu, limit, budget is None or cpu_median <= budget)]
+    ratio, counts = count
+    return [
+        (f"cold start {figure}", cpu, "(shown; verdict on instructions)" if budget else "(shown)", True),
+        (f"instructions {figure}", f"{ratio:.3f}x ({counts})", limit, budget is None or ratio <= budget),
+    ]
 
 
 def _cold_rows(samples: dict[str, list[dict[str, Any]]], counted: dict[str, int]) -> list[Row]:
@@ -381,47 +404,20 @@ def _cold_rows(samples: dict[str, list[dict[str, Any]]], counted: dict[str, int]
         theirs = [s["cpu"] for s in samples[f"conventional {function}"]]
         vs_floor = [m / f for m, f in zip(mine, floor, strict=True)]
         vs_conventional = [m / t for m, t in zip(mine, theirs, strict=True)]
-        budget = BUDGETS[f"floor {function}"]
-        budget_c = BUDGETS.get(f"conventional {function}")
-        # With instruction counts, the verdict is theirs (reproducible); the CPU ratios are still shown.
-        on_cpu = f"<= {budget}x" if not counted else f"(shown; verdict on instructions, <= {budget}x)"
-        rows.append(
-            (
-                f"cold start {function} / floor",
-                f"{_spread(vs_floor)}; {statistics.median(mine) * 1000:.0f} ms",
-                on_cpu,
-                bool(counted) or statistics.median(vs_floor) <= budget,
-            )
+        rows += _verdict_rows(
+            f"{function} / floor",
+            f"{_spread(vs_floor)}; {statistics.median(mine) * 1000:.0f} ms",
+            statistics.median(vs_floor),
+            BUDGETS[f"floor {function}"],
+            _count(counted, f"ours {function}", "floor"),
         )
-        if counted:
-            ratio = counted[f"ours {function}"] / counted["floor"]
-            rows.append(
-                (
-                    f"instructions {function} / floor",
-                    f"{ratio:.3f}x ({counted[f'ours {function}'] / 1e6:.1f} M / {counted['floor'] / 1e6:.1f} M)",
-                    f"<= {budget}x",
-                    ratio <= budget,
-                )
-            )
-        on_cpu_c = f"<= {budget_c}x" if budget_c and not counted else "(shown)"
-        rows.append(
-            (
-                f"cold start {function} / conventional",
-                f"{_spread(vs_conventional)}; theirs {statistics.median(theirs) * 1000:.0f} ms",
-                on_cpu_c,
-                budget_c is None or bool(counted) or statistics.median(vs_conventional) <= budget_c,
-            )
+        rows += _verdict_rows(
+            f"{function} / conventional",
+            f"{_spread(vs_conventional)}; theirs {statistics.median(theirs) * 1000:.0f} ms",
+            statistics.median(vs_conventional),
+            BUDGETS.get(f"conventional {function}"),
+            _count(counted, f"ours {function}", f"conventional {function}"),
         )
-        if counted and f"conventional {function}" in counted:
-            ratio_c = counted[f"ours {function}"] / counted[f"conventional {function}"]
-            rows.append(
-                (
-                    f"instructions {function} / conventional",
-                    f"{ratio_c:.3f}x (theirs {counted[f'conventional {function}'] / 1e6:.1f} M)",
-                    f"<= {budget_c}x",
-                    budget_c is None or ratio_c <= budget_c,
-                )
-            )
     init = statistics.median(s["cpu"] for s in samples["init start_verify"])
     cold = statistics.median(s["cpu"] for s in samples["ours start_verify"])
     rows.append(

@@ -111,10 +111,9 @@ def defer_alternate_formats(path: Path) -> None:
     imported = [int(code) for code in ALT_IMPORT.findall(text)]
     table = ALT_TABLE.search(text)
     entries = [(int(key), int(name)) for key, name in ALT_ENTRY.findall(table.group(1))] if table else []
-    if not imported or any(key != name for key, name in entries) or sorted(imported) != sorted(k for k, _ in entries):
-        raise SystemExit(f"layer: {path} is not the generated file defer_alternate_formats knows; review it")
-    assert table is not None
     codes = tuple(key for key, _ in entries)
+    if table is None or any(key != name for key, name in entries) or not imported or sorted(imported) != sorted(codes):
+        raise SystemExit(f"layer: {path} is not the generated file defer_alternate_formats knows; review it")
     text = text[: table.start()] + DEFERRED_ALT_FORMATS.replace("CODES", repr(codes)) + text[table.end() :]
     path.write_text(ALT_IMPORT.sub("", text))
 
